@@ -1,0 +1,166 @@
+"""The ``nertool`` command line: Typer commands that parse, call a workflow, render its result.
+
+Each command is a thin layer over a plain function in ``workflows`` (which tests call
+directly). Any ``NertoolError`` becomes one line on stderr and exit code 1 — never a
+traceback. Heavy libraries (torch, transformers) are imported inside commands, so
+``nertool --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from nertool import __version__
+from nertool.errors import NertoolError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0] if __doc__ else None,
+                  pretty_exceptions_enable=False)
+data_app = typer.Typer(no_args_is_help=True, help="Look at data sources before training on them.")
+app.add_typer(data_app, name="data")
+
+Overrides = Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key: section.key=value (TOML value).")]
+OutDir = Annotated[Path | None, typer.Option("-o", "--output", help="Output folder (default: runs/<recipe name>).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nertool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
+) -> None:
+    """Multilingual NER with XLM-R: train, evaluate, transfer across languages, tag text files."""
+    _setup_logging(logging.WARNING if quiet else logging.INFO)
+
+
+def _setup_logging(level: int) -> None:
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("nertool")
+    logger.handlers = [RichHandler(show_time=False, show_path=False, console=_console(stderr=True))]
+    logger.setLevel(level)
+    logger.propagate = False
+    for noisy in ("transformers", "accelerate", "datasets"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Expected failures: one readable line, exit code 1."""
+    try:
+        yield
+    except NertoolError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def _default_out(recipe: Path, out: Path | None, kind: str = "") -> Path:
+    return out if out is not None else Path("runs") / (recipe.stem + kind)
+
+
+def _world_is_main() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
+
+
+@app.command()
+def train(
+    recipe: Annotated[Path, typer.Argument(help="Recipe TOML file (see recipes/).")],
+    output: OutDir = None,
+    overrides: Overrides = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the run folder's last checkpoint.")] = False,
+) -> None:
+    """Fine-tune a token-classification model; writes model/, metrics.json and logs to the run folder."""
+    from nertool import render
+    from nertool.config import load_recipe
+    from nertool.workflows import train_run
+
+    with _errors():
+        config = load_recipe(recipe, overrides or [])
+        run_dir = _default_out(recipe, output)
+        result = train_run(config, run_dir, resume=resume, reporter=render.progress_reporter(_world_is_main()))
+        if _world_is_main():
+            render.print_metrics(result.metrics, title=f"{run_dir} — test/validation F1")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Argument(help="Run folder or model folder.")],
+    data: Annotated[str, typer.Option(help="Data SPEC: file, corpus folder <dir>/<lang>/<split>.<ext>, hub:NAME[:CONFIG], or 'sample'.")],
+    languages: Annotated[str, typer.Option(help="Comma-separated languages (default: all in the folder).")] = "",
+    split: Annotated[str, typer.Option(help="Comma-separated splits to score.")] = "test",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Report folder (metrics.json, predictions/).")] = None,
+    file_format: Annotated[str, typer.Option("--format", help="Input format (auto, token_tag, panx, idx_token_tag, conll, jsonl).")] = "auto",
+    strict_tags: Annotated[bool, typer.Option(help="Refuse orphan I- tags instead of repairing them.")] = False,
+) -> None:
+    """Score a trained model per language and split with seqeval (default and strict IOB2)."""
+    from nertool import render
+    from nertool.workflows import evaluate_model
+
+    with _errors():
+        result = evaluate_model(model, data, _split_list(languages), _split_list(split), output, file_format, strict_tags)
+        render.print_metrics(result.metrics, title=f"{model} on {data}")
+
+
+def _split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+@data_app.command("inspect")
+def data_inspect(
+    spec: Annotated[str, typer.Argument(help="Data SPEC (file, corpus folder, hub:NAME[:CONFIG], 'sample').")],
+    languages: Annotated[str, typer.Option(help="Comma-separated languages (default: all).")] = "",
+    model: Annotated[str | None, typer.Option(help="Tokenizer for the alignment audit (run folder or hub id).")] = None,
+    file_format: Annotated[str, typer.Option("--format", help="Input format.")] = "auto",
+) -> None:
+    """Counts per language and split: sentences, labels, entity types, share of O, subword alignment."""
+    from nertool import render
+    from nertool.inspect import inspect_source
+
+    with _errors():
+        render.print_inspection(inspect_source(spec, _split_list(languages), model, file_format))
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path("runs/demo"),
+) -> None:
+    """Train scratch:tiny on the bundled German sample and score de/fr/it/en (offline, ~1 minute)."""
+    from nertool import render
+    from nertool.config import load_recipe
+    from nertool.workflows import train_run
+
+    with _errors():
+        recipe = load_recipe(Path(__file__).parent / "resources" / "demo.toml")
+        result = train_run(recipe, output, reporter=render.progress_reporter(True))
+        render.print_metrics(result.metrics, title="demo: scratch:tiny trained on the German sample")
+
+
+def main(argv: list[str] | None = None) -> Callable[..., Any] | None:
+    """Console-script entry point."""
+    return app(args=argv if argv is not None else sys.argv[1:], prog_name="nertool")

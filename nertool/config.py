@@ -1,0 +1,194 @@
+"""Recipes: a typed, frozen schema read from TOML, with ``--set section.key=value`` overrides.
+
+The recipe is the source of truth for a run: every output folder carries the fully resolved
+recipe (``config.toml``) that produced it. Unknown keys and wrong types are errors naming the
+key and the file, because a typo that silently falls back to a default wastes a GPU-day.
+Relative paths written in a recipe are resolved against the recipe's folder; paths given with
+``--set`` against the working directory, as a shell user expects.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nertool.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Section):
+    name: str = "scratch:tiny"
+    revision: str | None = None
+    max_length: int = Field(256, ge=8)
+    label_strategy: Literal["first", "all"] = "first"
+    vocab_size: int = Field(8000, ge=100, description="scratch: tokenizer size")
+    freeze_embeddings: bool = False
+    trust_remote_code: bool = False
+
+
+class DataConfig(_Section):
+    source: str = "sample"
+    format: Literal["auto", "token_tag", "panx", "idx_token_tag", "conll", "jsonl"] = "auto"
+    revision: str | None = None
+    train_languages: list[str] = ["de"]
+    eval_languages: list[str] = []
+    max_train_samples: int | None = Field(None, ge=1)
+    max_eval_samples: int | None = Field(None, ge=1)
+    fractions: dict[str, float] | None = None
+    sampling_temperature: float | None = Field(None, gt=0)
+    strict_tags: bool = False
+
+
+class TrainConfig(_Section):
+    epochs: float = Field(3, gt=0)
+    batch_size: int = Field(24, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, le=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    group_by_length: bool = True
+    select_on: Literal["source_dev", "all_dev", "last"] = "source_dev"
+    early_stopping_patience: int | None = Field(None, ge=1)
+    evals_per_epoch: int = Field(1, ge=1)
+    log_every: int = Field(20, ge=1)
+    max_nonfinite_steps: int = Field(10, ge=0)
+    seeds: list[int] = []
+
+
+class TransferConfig(_Section):
+    sources: list[list[str] | str] = [["de"]]
+    sample_sizes: list[int] = []
+    target_language: str | None = None
+    selection: Literal["source_dev", "target_dev", "last"] = "source_dev"
+
+
+class PretrainConfig(_Section):
+    text: list[str] = []
+    languages: list[str] = []
+    max_sentences: int | None = Field(None, ge=1)
+    sampling_temperature: float | None = Field(None, gt=0)
+    mlm_probability: float = Field(0.15, gt=0, lt=1)
+    whole_word_masking: bool = False
+    block_size: int = Field(128, ge=8)
+    cross_documents: bool = False
+    steps: int | None = Field(None, ge=1)
+    max_minutes: float | None = Field(None, gt=0)
+    heldout_fraction: float = Field(0.01, ge=0, lt=0.5)
+
+
+class Recipe(_Section):
+    seed: int = 42
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    transfer: TransferConfig = TransferConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+
+    @property
+    def eval_languages(self) -> list[str]:
+        """Evaluation languages; the training languages when none are given."""
+        return self.data.eval_languages or self.data.train_languages
+
+
+_PATH_KEYS = (("data", "source"), ("model", "name"))
+
+
+def _parse_value(raw: str) -> Any:
+    """A ``--set`` value as TOML (numbers, lists, booleans, quoted strings), else a plain string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings to a nested recipe dict (a new dict)."""
+    result = {key: dict(value) if isinstance(value, dict) else value for key, value in data.items()}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. --set train.epochs=1")
+        *sections, leaf = key.strip().split(".")
+        target = result
+        for section in sections:
+            target = target.setdefault(section, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {item!r}: {section!r} is a value, not a section")
+        target[leaf] = _parse_value(raw.strip())
+    return result
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make relative local paths in the recipe file relative to the recipe's folder."""
+    for section, key in _PATH_KEYS:
+        value = data.get(section, {}).get(key)
+        if isinstance(value, str) and not value.startswith(("hub:", "scratch:")) and value != "sample":
+            candidate = base / value
+            if not Path(value).is_absolute() and candidate.exists():
+                data[section][key] = str(candidate.resolve())
+    return data
+
+
+def _format_validation(error: ValidationError, origin: str) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"{origin}: unknown key {key!r}; check the spelling (see recipes/ for every key)"
+    return f"{origin}: {key}: {first['msg']} (got {first.get('input')!r})"
+
+
+def build_recipe(data: Mapping[str, Any], origin: str = "recipe") -> Recipe:
+    """Validate a nested dict into a frozen ``Recipe``; the error names the key and origin."""
+    try:
+        return Recipe.model_validate(dict(data))
+    except ValidationError as error:
+        raise ConfigError(_format_validation(error, origin)) from None
+
+
+def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recipe:
+    """Read a TOML recipe (or defaults when ``path`` is None) and apply overrides."""
+    data: dict[str, Any] = {}
+    origin = "--set"
+    if path is not None:
+        path = Path(path)
+        origin = str(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: recipe not found; pass the path of a .toml file (see recipes/)")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path}: not valid TOML: {error}") from None
+        data = _resolve_paths(data, path.parent)
+    return build_recipe(apply_overrides(data, overrides), origin)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value.items()) + " }"
+    return repr(value)
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The fully resolved recipe as TOML (``None`` values omitted: TOML has no null)."""
+    data = recipe.model_dump()
+    lines = [f"seed = {data.pop('seed')}"]
+    for section, values in data.items():
+        lines.append(f"\n[{section}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
+    return "\n".join(lines) + "\n"

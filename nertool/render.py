@@ -1,0 +1,96 @@
+"""Terminal rendering for the CLI: progress bars and tables from the dicts workflows return.
+
+Kept apart from the workflows (which return data) so library users never get output they
+did not ask for, and so the same result can be printed, saved or tested.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console()
+
+
+class ProgressReporter:
+    """A rich progress bar over optimisation steps with the running loss and speed."""
+
+    def __init__(self, enabled: bool = True, description: str = "training"):
+        self.enabled = enabled
+        self.description = description
+        self.progress: Progress | None = None
+        self.task: Any = None
+
+    def start(self, total_steps: int, done: int) -> None:
+        if not self.enabled:
+            return
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=False,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task(self.description, total=total_steps, completed=done, loss="–")
+
+    def step(self, step: int, loss: float) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step, loss=f"{loss:.4f}")
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.progress is not None and "eval" in record:
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in record["eval"].get("dev_f1", {}).items())
+            self.progress.console.print(f"step {record['step']}: dev F1 {scores}")
+
+    def finish(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def progress_reporter(enabled: bool) -> ProgressReporter:
+    return ProgressReporter(enabled)
+
+
+def _fmt(value: Any) -> str:
+    return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def print_metrics(metrics: dict[str, Any], title: str) -> None:
+    """One row per language and split: F1, strict F1, precision, recall, sentences."""
+    table = Table(title=title)
+    for column in ("language", "split", "f1", "strict_f1", "precision", "recall", "token_acc", "sentences"):
+        table.add_column(column, justify="left" if column in ("language", "split") else "right")
+    for language, splits in metrics.get("languages", {}).items():
+        for split, s in splits.items():
+            table.add_row(language, split, _fmt(s["f1"]), _fmt(s["strict_f1"]), _fmt(s["precision"]),
+                          _fmt(s["recall"]), _fmt(s.get("token_accuracy")), str(s["sentences"]))
+    console.print(table)
+
+
+def print_inspection(report: dict[str, Any]) -> None:
+    """Per language and split: sentences, tokens, entities, share of O, and the alignment audit."""
+    table = Table(title=f"data: {report['source']}")
+    columns = ("language", "split", "format", "sentences", "tokens", "entities", "O share", "PER/ORG/LOC/...", "repaired")
+    for column in columns:
+        table.add_column(column)
+    for row in report["splits"]:
+        types = " ".join(f"{k}:{v}" for k, v in row["entity_types"].items())
+        table.add_row(row["language"], row["split"], row.get("format", ""), str(row["sentences"]), str(row["tokens"]),
+                      str(row["entities"]), f"{row['o_share']:.3f}", types, str(row.get("repaired_tags", 0)))
+    console.print(table)
+    if report.get("alignment"):
+        print_table("alignment audit", report["alignment"])
+
+
+def print_table(title: str, rows: list[dict[str, Any]]) -> None:
+    """A generic table from a list of flat dicts (keys of the first row are the columns)."""
+    if not rows:
+        return
+    table = Table(title=title)
+    for column in rows[0]:
+        table.add_column(str(column))
+    for row in rows:
+        table.add_row(*(_fmt(row.get(column)) for column in rows[0]))
+    console.print(table)

@@ -1,0 +1,309 @@
+"""The user jobs: each a short sequence of stages, writing its outputs to one folder.
+
+config → data → align → train → evaluate. Functions here return typed results and write
+files; they never print (the CLI renders what they return) and never parse argv.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nertool.align import Feature, build_features, word_pieces
+from nertool.config import Recipe, dump_recipe
+from nertool.data import Corpus, load_corpus, plan_sample, sample_sentences
+from nertool.errors import DataError, LabelError
+from nertool.evaluate import SplitEvaluation, evaluate_split, mean_f1, metrics_document, predictions_conll
+from nertool.files import append_jsonl, replace_folder, write_json, write_text
+from nertool.formats import Sentence
+from nertool.inference import model_max_length
+from nertool.labels import LabelMap
+from nertool.model import (
+    freeze_embeddings,
+    is_scratch,
+    load_tokenizer,
+    load_trained,
+    save_model,
+    scratch_classifier,
+    scratch_size,
+    token_classifier,
+    train_tokenizer,
+)
+from nertool.train import Loop, LoopSettings, Reporter, SilentReporter
+
+log = logging.getLogger("nertool")
+
+SAMPLE_DIR = Path(__file__).parent / "resources" / "sample"
+
+
+def resolve_source(source: str) -> str:
+    """``sample`` names the corpus shipped in the package; anything else is a SPEC."""
+    return str(SAMPLE_DIR) if source == "sample" else source
+
+
+# ------------------------------------------------------------------ data for a training run
+
+
+@dataclass
+class TrainingData:
+    """Everything a run trains and scores on, and how it was chosen."""
+
+    train: dict[str, list[Sentence]]
+    dev: dict[str, list[Sentence]]
+    test: dict[str, list[Sentence]]
+    manifest: dict[str, Any]
+    label_map: LabelMap
+
+
+def load_training_data(recipe: Recipe) -> TrainingData:
+    """Read train/dev/test for the recipe's languages, sample the training sets, build labels."""
+    data = recipe.data
+    languages = list(dict.fromkeys([*data.train_languages, *recipe.eval_languages]))
+    corpus = load_corpus(
+        resolve_source(data.source), languages, file_format=data.format, strict_tags=data.strict_tags,
+        revision=data.revision,
+    )
+    train, manifest = _sample_training(corpus, recipe)
+    dev = _eval_split(corpus, recipe.eval_languages, "validation", data.max_eval_samples)
+    test = _eval_split(corpus, recipe.eval_languages, "test", data.max_eval_samples)
+    label_map = LabelMap.from_tags(tag for sentences in train.values() for s in sentences for tag in s.tags)
+    _check_eval_labels(label_map, {**{f"{k}/validation": v for k, v in dev.items()},
+                                   **{f"{k}/test": v for k, v in test.items()}}, corpus)
+    return TrainingData(train, dev, test, manifest, label_map)
+
+
+def _sample_training(corpus: Corpus, recipe: Recipe) -> tuple[dict[str, list[Sentence]], dict[str, Any]]:
+    available = {}
+    for language in recipe.data.train_languages:
+        sentences = corpus.get(language, "train")
+        if not sentences:
+            raise DataError(f"no training split for language {language!r} in {recipe.data.source}")
+        available[language] = len(sentences)
+    plan = plan_sample(available, recipe.data.max_train_samples, recipe.data.fractions,
+                       recipe.data.sampling_temperature)
+    train, chosen = {}, {}
+    for language, count in plan.counts.items():
+        train[language], chosen[language] = sample_sentences(corpus.get(language, "train") or [], count,
+                                                             recipe.seed, language)
+    manifest = {"source": recipe.data.source, "revision": recipe.data.revision, "sources": corpus.sources,
+                "sampling": plan.method, "seed": recipe.seed, "counts": plan.counts, "train_indices": chosen}
+    return train, manifest
+
+
+def _eval_split(corpus: Corpus, languages: Sequence[str], split: str, cap: int | None) -> dict[str, list[Sentence]]:
+    """The split per language where the source has it (PAN-X it has no test: skipped, logged)."""
+    found = {}
+    for language in languages:
+        sentences = corpus.get(language, split)
+        if sentences is None:
+            log.warning("%s has no %s split in this source; it is not scored on it", language, split)
+            continue
+        found[language] = sentences[:cap] if cap else sentences
+    return found
+
+
+def _check_eval_labels(label_map: LabelMap, splits: dict[str, list[Sentence]], corpus: Corpus) -> None:
+    for name, sentences in splits.items():
+        language, split = name.split("/")
+        where = corpus.sources.get(language, {}).get(split, name)
+        try:
+            label_map.check_covers((t for s in sentences for t in s.tags), where)
+        except LabelError as error:
+            raise LabelError(f"{error}; the training data has no such label") from None
+
+
+# ------------------------------------------------------------------ model and features
+
+
+def build_model(recipe: Recipe, label_map: LabelMap, train: dict[str, list[Sentence]]) -> tuple[Any, Any]:
+    """(model, tokenizer): scratch ones trained on the run's own text, or loaded ones."""
+    spec = recipe.model
+    if is_scratch(spec.name):
+        size = scratch_size(spec.name)
+        texts = (" ".join(s.tokens) for sentences in train.values() for s in sentences)
+        tokenizer = train_tokenizer(texts, min(spec.vocab_size, size.vocab))
+        model = scratch_classifier(size, len(tokenizer), spec.max_length, label_map)
+    else:
+        tokenizer = load_tokenizer(spec.name, spec.revision, spec.trust_remote_code)
+        model = token_classifier(spec.name, label_map, spec.revision, spec.trust_remote_code)
+    if spec.freeze_embeddings:
+        freeze_embeddings(model)
+    return model, tokenizer
+
+
+def encode_training(
+    tokenizer: Any, sentences: Sequence[Sentence], label_map: LabelMap, max_length: int, strategy: str
+) -> list[Feature]:
+    """Labelled features (windows) of every training sentence."""
+    pieces = word_pieces(tokenizer, [s.tokens for s in sentences])
+    features = []
+    for index, (sentence, word_list) in enumerate(zip(sentences, pieces, strict=True)):
+        features += build_features(
+            index, word_list, max_length, tokenizer.bos_token_id, tokenizer.eos_token_id,
+            label_map.encode(sentence.tags), strategy,  # type: ignore[arg-type]
+            label_map.inside_of,
+        )
+    return features
+
+
+def loop_settings(recipe: Recipe, seed: int | None = None) -> LoopSettings:
+    t = recipe.train
+    return LoopSettings(
+        epochs=t.epochs, batch_size=t.batch_size, learning_rate=t.learning_rate, weight_decay=t.weight_decay,
+        warmup_ratio=t.warmup_ratio, gradient_accumulation_steps=t.gradient_accumulation_steps,
+        max_grad_norm=t.max_grad_norm, mixed_precision=t.mixed_precision, group_by_length=t.group_by_length,
+        evals_per_epoch=t.evals_per_epoch, log_every=t.log_every, early_stopping_patience=t.early_stopping_patience,
+        max_nonfinite_steps=t.max_nonfinite_steps, seed=recipe.seed if seed is None else seed,
+    )
+
+
+# ------------------------------------------------------------------ train
+
+
+@dataclass
+class RunResult:
+    """What a training run produced: its folder, metrics and dev history."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FileLogReporter:
+    """Writes every log record to ``train_log.jsonl`` and forwards everything to ``inner``."""
+
+    def __init__(self, path: Path, inner: Reporter, enabled: bool = True):
+        self.path, self.inner, self.enabled = path, inner, enabled
+
+    def start(self, total_steps: int, done: int) -> None:
+        self.inner.start(total_steps, done)
+
+    def step(self, step: int, loss: float) -> None:
+        self.inner.step(step, loss)
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.enabled:
+            append_jsonl(self.path, record)
+        self.inner.log(record)
+
+    def finish(self) -> None:
+        self.inner.finish()
+
+
+def _dev_scorer(data: TrainingData, tokenizer: Any, recipe: Recipe, accelerator: Any) -> Any:
+    """The callback the loop calls after each epoch: dev F1 per language and the selection score."""
+    selection = recipe.data.train_languages if recipe.train.select_on == "source_dev" else list(data.dev)
+
+    def score(model: Any) -> tuple[float, dict[str, Any]]:
+        results = {
+            language: evaluate_split(model, tokenizer, data.label_map, sentences, language, "validation", accelerator)
+            for language, sentences in data.dev.items()
+        }
+        chosen = [results[lang] for lang in selection if lang in results] or list(results.values())
+        details = {lang: round(r.scores["f1"], 4) for lang, r in results.items()}
+        value = mean_f1(chosen) if recipe.train.select_on != "last" else float(len(details))
+        return value, {"dev_f1": details}
+
+    return score
+
+
+def _best_saver(tokenizer: Any, run_dir: Path, accelerator: Any) -> Any:
+    def save(model: Any) -> None:
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            tmp = run_dir / ".model.partial"
+            save_model(model, tokenizer, tmp)
+            replace_folder(tmp, run_dir / "model")
+
+    return save
+
+
+def train_run(
+    recipe: Recipe, run_dir: Path, resume: bool = False, reporter: Reporter | None = None, seed: int | None = None
+) -> RunResult:
+    """Fine-tune on the recipe's data, keep the best dev model, score it, write the run folder."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = load_training_data(recipe)
+    model, tokenizer = build_model(recipe, data.label_map, data.train)
+    max_length = min(recipe.model.max_length, model_max_length(model, tokenizer))
+    train_sentences = [s for sentences in data.train.values() for s in sentences]
+    features = encode_training(tokenizer, train_sentences, data.label_map, max_length, recipe.model.label_strategy)
+    settings = loop_settings(recipe, seed)
+    loop = Loop(model, features, settings, run_dir / "checkpoint", reporter=None)
+    accelerator = loop.accelerator
+    main = accelerator.is_main_process
+    loop.reporter = FileLogReporter(run_dir / "train_log.jsonl", reporter or SilentReporter(), main)
+    loop.score = _dev_scorer(data, tokenizer, recipe, accelerator) if data.dev else None
+    loop.on_best = _best_saver(tokenizer, run_dir, accelerator)
+    if main:
+        write_text(run_dir / "config.toml", dump_recipe(recipe))
+        write_json(run_dir / "data_manifest.json", data.manifest)
+    if resume and not loop.resume():
+        log.warning("no checkpoint in %s; starting from the beginning", run_dir / "checkpoint")
+    elif not resume and main and (run_dir / "train_log.jsonl").exists():
+        (run_dir / "train_log.jsonl").unlink()
+    state = loop.run()
+    metrics = final_metrics(run_dir, data, accelerator, state.best_step)
+    if main:
+        write_json(run_dir / "metrics.json", metrics)
+    return RunResult(run_dir, metrics, state.history)
+
+
+def final_metrics(run_dir: Path, data: TrainingData, accelerator: Any, best_step: int) -> dict[str, Any]:
+    """Score the kept model on validation and test of every evaluation language."""
+    accelerator.wait_for_everyone()
+    model, tokenizer, label_map = load_trained(run_dir / "model")
+    model.to(accelerator.device)
+    evaluations = [
+        evaluate_split(model, tokenizer, label_map, sentences, language, split, accelerator)
+        for split, by_language in (("validation", data.dev), ("test", data.test))
+        for language, sentences in by_language.items()
+    ]
+    train_counts = {lang: len(s) for lang, s in data.train.items()}
+    return metrics_document(evaluations, {"best_step": best_step, "train_sentences": train_counts})
+
+
+# ------------------------------------------------------------------ evaluate
+
+
+@dataclass
+class EvaluationResult:
+    """Scores of one model on one data source, per language and split."""
+
+    metrics: dict[str, Any]
+    evaluations: list[SplitEvaluation]
+    report_dir: Path | None
+
+
+def evaluate_model(
+    model_dir: str, spec: str, languages: Sequence[str], splits: Sequence[str],
+    report_dir: Path | None = None, file_format: str = "auto", strict_tags: bool = False,
+) -> EvaluationResult:
+    """Score a trained model on a data source; write metrics and predictions when asked."""
+    model, tokenizer, label_map = load_trained(model_dir)
+    corpus = load_corpus(resolve_source(spec), languages, splits, file_format=file_format, strict_tags=strict_tags)
+    evaluations = []
+    for language in corpus.languages:
+        for split in splits:
+            sentences = corpus.get(language, split)
+            if sentences is None:
+                log.warning("%s has no %s split in %s; skipped", language, split, spec)
+                continue
+            where = corpus.sources[language][split]
+            evaluations.append(evaluate_split(model, tokenizer, label_map, sentences, language, split, where=where))
+    if not evaluations:
+        raise DataError(f"nothing to evaluate: no split {', '.join(splits)} found for {', '.join(languages) or 'any language'}", spec)
+    metrics = metrics_document(evaluations, {"model": str(model_dir), "data": spec})
+    if report_dir is not None:
+        write_evaluation_report(report_dir, metrics, evaluations)
+    return EvaluationResult(metrics, evaluations, report_dir)
+
+
+def write_evaluation_report(report_dir: Path, metrics: dict[str, Any], evaluations: Sequence[SplitEvaluation]) -> None:
+    write_json(report_dir / "metrics.json", metrics)
+    for evaluation in evaluations:
+        name = f"{evaluation.language}-{evaluation.split}"
+        write_text(report_dir / "predictions" / f"{name}.conll", predictions_conll(evaluation))
