@@ -1,0 +1,522 @@
+"""What ``nertool predict`` reads and writes: input units with character offsets, tagged output.
+
+The model side (batching, windows) only ever sees ``Unit`` records and hands back one tag and one
+score per word; everything about files lives here, so that inference can be tested without files
+and files without a model.
+
+Reading (``iter_units``) is streaming: files are decoded incrementally, line by line, and units are
+yielded one at a time, so a file of any size is never held in memory (except in ``text_mode="file"``,
+where the file *is* the unit). Input formats:
+
+- ``text``: one unit per line (``line``, the default; an empty line is a unit with no words, never
+  skipped, so output lines up with input), one per blank-line-separated paragraph (``paragraph``;
+  lines joined with ``\\n``), or one per file (``file``; lines joined with ``\\n``, a final line
+  end dropped). Words come from ``nertool.textsplit.split_words``.
+- ``conll``: one token per line, token in the first column (tab-separated if the line has a tab,
+  else space-separated), other columns (tags) ignored; a blank line ends a sentence;
+  ``-DOCSTART-`` lines are skipped. Tab-separated ``idx<TAB>token<TAB>tag`` sentences (first column
+  exactly ``0..n-1`` or ``1..n``) take the token from the second column. Tokens are kept as given.
+- ``jsonl``: one JSON object per line with ``"tokens"`` (a list of strings, used as given) or
+  ``"text"`` (split with ``split_words``); ``tokens`` win when both are present; blank lines are
+  not records and are passed over.
+- ``auto``: by file name: ``.jsonl`` → jsonl; ``.conll``, ``.conllu``, ``.tsv``, ``.iob`` → conll;
+  anything else, and standard input, → text.
+
+For token input the unit text is ``" ".join(tokens)`` and offsets point into that string.
+
+Lines end at ``\\n``; a ``\\r`` before it is dropped, so Windows files give the same text as Unix
+ones. A UTF-8 byte-order mark at the start of a file is dropped (offsets are into the text without
+it). Undecodable bytes raise ``DataError`` with the file, the line and the 0-based byte offset.
+
+Unit ids are ``"<source>:<line>"``: the file name as given (or as found under a folder, or ``-`` for
+standard input) and the 1-based line where the unit starts. They are stable across runs and unique,
+because each input may be named only once.
+
+Writing (``open_writer``) is atomic for files: output goes to a temporary file in the target's
+folder and replaces the target only when the ``with`` block ends without an exception, so a
+crashed or interrupted run never leaves a truncated prediction file behind.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Literal, TextIO
+
+from nertool.errors import DataError
+from nertool.labels import Span, tags_to_spans
+from nertool.textsplit import split_words
+
+InputFormat = Literal["auto", "text", "conll", "jsonl"]
+TextMode = Literal["line", "file", "paragraph"]
+OutputFormat = Literal["jsonl", "conll", "spans-tsv"]
+INPUT_FORMATS: tuple[str, ...] = ("auto", "text", "conll", "jsonl")
+TEXT_MODES: tuple[str, ...] = ("line", "file", "paragraph")
+OUTPUT_FORMATS: tuple[str, ...] = ("jsonl", "conll", "spans-tsv")
+STDIN = "-"
+DEFAULT_EXTENSIONS: tuple[str, ...] = (".txt", ".conll", ".conllu", ".tsv", ".iob", ".jsonl")
+SPANS_TSV_HEADER = "id\tstart\tend\tlabel\ttext\n"
+_CONLL_EXTENSIONS = (".conll", ".conllu", ".tsv", ".iob")
+_DOCSTART = "-DOCSTART-"
+_BOM = "\ufeff"
+
+Line = tuple[int, str]  # (1-based line number, text without its line end)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of input the model tags as a whole: its words and their character offsets."""
+
+    id: str
+    text: str
+    words: tuple[str, ...]
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+    source: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A predicted entity as a character span of the unit text; ``score`` = mean word score."""
+
+    start: int
+    end: int
+    label: str
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class TaggedUnit:
+    """A unit with one tag per word and the entities those tags make."""
+
+    unit: Unit
+    tags: tuple[str, ...]
+    entities: tuple[Entity, ...]
+
+
+# ---------------------------------------------------------------- units and entities
+
+
+def unit_from_text(text: str, source: str, line: int) -> Unit:
+    """A unit of raw text, split into words by the shared rule (``nertool.textsplit``)."""
+    words = split_words(text)
+    return Unit(
+        id=f"{source}:{line}",
+        text=text,
+        words=tuple(word.text for word in words),
+        starts=tuple(word.start for word in words),
+        ends=tuple(word.end for word in words),
+        source=source,
+        line=line,
+    )
+
+
+def unit_from_tokens(tokens: Sequence[str], source: str, line: int) -> Unit:
+    """A unit of given tokens; its text is the tokens joined by single spaces."""
+    starts, ends, position = [], [], 0
+    for token in tokens:
+        starts.append(position)
+        ends.append(position + len(token))
+        position += len(token) + 1
+    return Unit(f"{source}:{line}", " ".join(tokens), tuple(tokens), tuple(starts), tuple(ends), source, line)
+
+
+def entities_for(unit: Unit, tags: Sequence[str], word_scores: Sequence[float]) -> tuple[Entity, ...]:
+    """Character-span entities of word tags (an orphan ``I-X`` starts an entity, as in seqeval)."""
+    if not len(tags) == len(word_scores) == len(unit.words):
+        raise ValueError(
+            f"{unit.id}: {len(unit.words)} words but {len(tags)} tags and {len(word_scores)} scores"
+        )
+    return tuple(_entity(unit, span, word_scores) for span in tags_to_spans(tags))
+
+
+def _entity(unit: Unit, span: Span, word_scores: Sequence[float]) -> Entity:
+    start, end = unit.starts[span.start], unit.ends[span.end - 1]
+    inside = [float(score) for score in word_scores[span.start : span.end]]
+    return Entity(start, end, span.label, unit.text[start:end], round(sum(inside) / len(inside), 4))
+
+
+def tag_unit(unit: Unit, tags: Sequence[str], word_scores: Sequence[float]) -> TaggedUnit:
+    """The record writers take: tags plus the entities they make."""
+    return TaggedUnit(unit, tuple(tags), entities_for(unit, tags, word_scores))
+
+
+# ---------------------------------------------------------------- finding inputs
+
+
+def iter_units(
+    paths: Sequence[str],
+    input_format: InputFormat = "auto",
+    text_mode: TextMode = "line",
+    encoding: str = "utf-8",
+    extensions: Sequence[str] = DEFAULT_EXTENSIONS,
+) -> Iterator[Unit]:
+    """Units of every input in order: files, folders (recursive, sorted) and ``-`` for stdin.
+
+    ``extensions`` filters the files found in folders only; a file named directly is always read.
+    Arguments and paths are checked now, so a typo fails before any model is loaded; the files
+    themselves are read lazily as the returned iterator is consumed.
+    """
+    _check_choice("input format", input_format, INPUT_FORMATS)
+    _check_choice("text mode", text_mode, TEXT_MODES)
+    _check_encoding(encoding)
+    sources = expand_inputs(paths, extensions)
+    return chain.from_iterable(_source_units(source, input_format, text_mode, encoding) for source in sources)
+
+
+def expand_inputs(paths: Sequence[str], extensions: Sequence[str] = DEFAULT_EXTENSIONS) -> list[str]:
+    """Input names in reading order: folders become their matching files, sorted by path."""
+    if not paths:
+        raise DataError("no input given: name files, folders, or - for standard input")
+    sources = [source for given in paths for source in _expand_one(given, extensions)]
+    _check_unique(sources)
+    return sources
+
+
+def _expand_one(given: str, extensions: Sequence[str]) -> list[str]:
+    path = Path(given)
+    if not path.exists() and given != STDIN:
+        raise DataError("no such file or folder; check the path", given)
+    if given == STDIN or not path.is_dir():
+        return [given]  # a named file is read whatever its extension (pipes such as /dev/fd/3 too)
+    files = _folder_files(path, extensions)
+    if not files:
+        raise DataError(
+            f"folder holds no files ending in {' '.join(extensions)}; name the files directly", given
+        )
+    return [str(file) for file in files]
+
+
+def _folder_files(folder: Path, extensions: Sequence[str]) -> list[Path]:
+    """Matching files under ``folder``, hidden files and folders left out, in path order."""
+    endings = tuple(extension.lower() for extension in extensions)
+    found = [
+        path
+        for path in folder.rglob("*")
+        if path.is_file()
+        and path.name.lower().endswith(endings)
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    ]
+    return sorted(found, key=lambda path: path.relative_to(folder).parts)
+
+
+def _check_unique(sources: list[str]) -> None:
+    """Each input once: repeated input would repeat ids and read standard input twice."""
+    seen: dict[str, str] = {}
+    for source in sources:
+        key = source if source == STDIN else os.path.realpath(source)
+        if key in seen:
+            raise DataError(f"given more than once (also as {seen[key]}); name each input once", source)
+        seen[key] = source
+
+
+def _check_choice(what: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise DataError(f"unknown {what} {value!r}; use one of {', '.join(choices)}")
+
+
+def _check_encoding(encoding: str) -> None:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(
+            f"unknown encoding {encoding!r}; use a codec name such as utf-8, latin-1 or cp1252"
+        ) from None
+
+
+def format_of(source: str, input_format: InputFormat) -> str:
+    """The concrete format of one input; ``auto`` decides by file name (stdin is text)."""
+    if input_format != "auto":
+        return input_format
+    name = source.lower()
+    if name.endswith(".jsonl"):
+        return "jsonl"
+    return "conll" if name.endswith(_CONLL_EXTENSIONS) else "text"
+
+
+def _source_units(
+    source: str, input_format: InputFormat, text_mode: TextMode, encoding: str
+) -> Iterator[Unit]:
+    lines = read_lines(source, encoding)
+    file_format = format_of(source, input_format)
+    if file_format == "jsonl":
+        return _jsonl_units(lines, source)
+    if file_format == "conll":
+        return _conll_units(lines, source)
+    return _text_units(lines, source, text_mode)
+
+
+# ---------------------------------------------------------------- decoding lines
+
+
+def read_lines(source: str, encoding: str = "utf-8") -> Iterator[Line]:
+    """Decoded lines of a file or of stdin (``-``), numbered from 1, without line ends."""
+    if source == STDIN:
+        if sys.stdin is None:
+            raise DataError("standard input is closed; name an input file instead", STDIN)
+        yield from _decode_lines(sys.stdin.buffer, source, encoding)
+        return
+    try:
+        stream = open(source, "rb")  # noqa: SIM115 - closed by the with below, inside the generator
+    except OSError as error:
+        raise DataError(f"cannot open: {error.strerror}; check the path and permissions", source) from None
+    with stream:
+        yield from _decode_lines(stream, source, encoding)
+
+
+def _decode_lines(stream: BinaryIO, source: str, encoding: str) -> Iterator[Line]:
+    """Incremental decoding that knows, on failure, the line and byte offset of the bad bytes."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    number, consumed, pending = 0, 0, ""
+    for raw in chain(stream, [b""]):
+        try:
+            pending += decoder.decode(raw, final=not raw)
+        except UnicodeDecodeError as error:
+            offset = consumed - len(decoder.getstate()[0]) + error.start
+            raise _decode_error(error, source, number + 1, offset, encoding) from None
+        consumed += len(raw)
+        *complete, pending = pending.split("\n")
+        for text in complete:
+            number += 1
+            yield number, _clean_line(text, number)
+    if pending:
+        yield number + 1, _clean_line(pending, number + 1)
+
+
+def _clean_line(text: str, number: int) -> str:
+    if number == 1 and text.startswith(_BOM):
+        text = text[1:]
+    return text[:-1] if text.endswith("\r") else text
+
+
+def _decode_error(error: UnicodeDecodeError, source: str, line: int, offset: int, encoding: str) -> DataError:
+    bad = error.object[error.start : error.start + 1].hex()
+    return DataError(
+        f"bytes not valid in {encoding} (0x{bad} at byte offset {offset}: {error.reason}); "
+        "pass --encoding with the file's real encoding (for example --encoding latin-1 or cp1252)",
+        source,
+        line,
+    )
+
+
+# ---------------------------------------------------------------- formats
+
+
+def _text_units(lines: Iterator[Line], source: str, text_mode: TextMode) -> Iterator[Unit]:
+    if text_mode == "file":
+        yield unit_from_text("\n".join(text for _, text in lines), source, 1)
+    elif text_mode == "paragraph":
+        yield from _paragraph_units(lines, source)
+    else:
+        for number, text in lines:
+            yield unit_from_text(text, source, number)
+
+
+def _paragraph_units(lines: Iterator[Line], source: str) -> Iterator[Unit]:
+    """Blank (whitespace-only) lines separate paragraphs; each starts at its first line."""
+    block: list[str] = []
+    first = 0
+    for number, text in chain(lines, [(0, "")]):
+        if text.strip():
+            first = first if block else number
+            block.append(text)
+        elif block:
+            yield unit_from_text("\n".join(block), source, first)
+            block = []
+
+
+def _conll_units(lines: Iterator[Line], source: str) -> Iterator[Unit]:
+    rows: list[list[str]] = []
+    first = 0
+    for number, text in chain(lines, [(0, "")]):
+        if not text.strip():
+            if rows:
+                yield unit_from_tokens(_sentence_tokens(rows), source, first)
+            rows = []
+            continue
+        fields = text.split("\t") if "\t" in text else text.split()
+        if fields[0] == _DOCSTART:
+            continue
+        if not fields[0]:
+            raise DataError("empty token in the first column; remove the leading tab", source, number)
+        first = first if rows else number
+        rows.append(fields)
+
+
+def _sentence_tokens(rows: list[list[str]]) -> list[str]:
+    """First column, or the second where the first is a running index (``idx<TAB>token<TAB>tag``)."""
+    if all(len(fields) >= 3 for fields in rows):
+        index = [fields[0] for fields in rows]
+        if index in ([str(i) for i in range(len(rows))], [str(i + 1) for i in range(len(rows))]):
+            return [fields[1] for fields in rows]
+    return [fields[0] for fields in rows]
+
+
+def _jsonl_units(lines: Iterator[Line], source: str) -> Iterator[Unit]:
+    for number, text in lines:
+        if text.strip():
+            yield _jsonl_unit(text, source, number)
+
+
+def _jsonl_unit(text: str, source: str, number: int) -> Unit:
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(
+            f"invalid JSON ({error.msg}, column {error.colno}); "
+            'write one object per line, like {"text": "..."}',
+            source,
+            number,
+        ) from None
+    if isinstance(record, dict) and "tokens" in record:
+        return unit_from_tokens(_checked_tokens(record["tokens"], source, number), source, number)
+    if isinstance(record, dict) and isinstance(record.get("text"), str):
+        return unit_from_text(record["text"], source, number)
+    raise DataError('each line needs an object with a "text" string or a "tokens" list', source, number)
+
+
+def _checked_tokens(tokens: object, source: str, number: int) -> list[str]:
+    """Tokens must be non-empty strings free of tabs and line ends (they end up in CoNLL lines)."""
+    if isinstance(tokens, list) and all(
+        isinstance(token, str) and token and not any(c in token for c in "\t\n\r") for token in tokens
+    ):
+        return tokens
+    raise DataError('"tokens" must be a list of non-empty strings without tabs or line ends', source, number)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def render_jsonl(tagged: TaggedUnit) -> str:
+    """One JSON line; U+2028/U+2029/U+0085 are escaped so line-splitting readers stay in step."""
+    unit = tagged.unit
+    record = {
+        "id": unit.id,
+        "text": unit.text,
+        "tokens": list(unit.words),
+        "tags": list(tagged.tags),
+        "entities": [
+            {"start": e.start, "end": e.end, "label": e.label, "text": e.text, "score": e.score}
+            for e in tagged.entities
+        ],
+    }
+    line = json.dumps(record, ensure_ascii=False)
+    return line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\x85", "\\u0085") + "\n"
+
+
+def render_conll(tagged: TaggedUnit) -> str:
+    """``token<TAB>tag`` lines and a blank line (an empty unit is just the blank line)."""
+    return (
+        "".join(f"{word}\t{tag}\n" for word, tag in zip(tagged.unit.words, tagged.tags, strict=True)) + "\n"
+    )
+
+
+def render_spans_tsv(tagged: TaggedUnit) -> str:
+    """One line per entity under ``SPANS_TSV_HEADER``; tabs and line ends in fields are escaped."""
+    unit_id = _tsv_field(tagged.unit.id)
+    return "".join(
+        f"{unit_id}\t{e.start}\t{e.end}\t{e.label}\t{_tsv_field(e.text)}\n" for e in tagged.entities
+    )
+
+
+def _tsv_field(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+_RENDERERS = {"jsonl": render_jsonl, "conll": render_conll, "spans-tsv": render_spans_tsv}
+_HEADERS = {"spans-tsv": SPANS_TSV_HEADER}
+
+
+class PredictionWriter:
+    """Context manager writing tagged units to a file (atomically) or to stdout (``-``/None)."""
+
+    def __init__(self, path: str | None, output_format: OutputFormat):
+        _check_choice("output format", output_format, OUTPUT_FORMATS)
+        self.path = None if path in (None, STDIN) else Path(path)
+        self.output_format = output_format
+        self.units_written = 0
+        self.entities_written = 0
+        self._render = _RENDERERS[output_format]
+        self._stream: TextIO | None = None
+        self._temp: Path | None = None
+
+    def __enter__(self) -> PredictionWriter:
+        if self.path is None:
+            self._stream = sys.stdout
+        else:
+            self._stream, self._temp = _open_temp(self.path)
+        self._emit(_HEADERS.get(self.output_format, ""))
+        return self
+
+    def write(self, tagged: TaggedUnit) -> None:
+        """Append one unit; the file appears at its path only when the ``with`` block ends cleanly."""
+        self._emit(self._render(tagged))
+        self.units_written += 1
+        self.entities_written += len(tagged.entities)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._temp is None:
+            sys.stdout.flush()
+        elif exc_type is None:
+            self._commit()
+        else:
+            self._discard()
+
+    def _emit(self, text: str) -> None:
+        if self._stream is None:
+            raise RuntimeError("PredictionWriter used outside its with block")
+        try:
+            self._stream.write(text)
+        except OSError as error:
+            raise DataError(f"cannot write: {error.strerror}", self.path or STDIN) from None
+
+    def _commit(self) -> None:
+        assert self._stream is not None and self._temp is not None and self.path is not None
+        try:
+            self._stream.close()
+            os.chmod(self._temp, 0o666 & ~_umask())
+            os.replace(self._temp, self.path)
+        except OSError as error:
+            self._discard()
+            raise DataError(f"cannot write: {error.strerror}", self.path) from None
+
+    def _discard(self) -> None:
+        assert self._stream is not None and self._temp is not None
+        self._stream.close()
+        self._temp.unlink(missing_ok=True)
+
+
+def open_writer(path: str | None, output_format: OutputFormat) -> PredictionWriter:
+    """A writer for ``with`` blocks: ``with open_writer("out.jsonl", "jsonl") as out: out.write(t)``."""
+    return PredictionWriter(path, output_format)
+
+
+def _open_temp(target: Path) -> tuple[TextIO, Path]:
+    """A temporary file beside ``target`` (same folder, so the final rename is atomic)."""
+    if target.is_dir():
+        raise DataError("is a folder; give a file name for the output", target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    except OSError as error:
+        raise DataError(f"cannot create the output: {error.strerror}", target) from None
+    return os.fdopen(handle, "w", encoding="utf-8", newline="\n"), Path(name)
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it): gives the output normal permissions."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
