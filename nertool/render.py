@@ -6,6 +6,8 @@ did not ask for, and so the same result can be printed, saved or tested.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -94,3 +96,17 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         table.add_row(*(_fmt(row.get(column)) for column in rows[0]))
     console.print(table)
+
+
+@contextmanager
+def unit_progress(enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A counter of tagged units with their rate, on stderr; yields the ``advance(n)`` callback."""
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TaskProgressColumn
+
+    with Progress(SpinnerColumn(), TextColumn("tagging"), TaskProgressColumn(show_speed=True),
+                  TextColumn("{task.completed} units"), TimeElapsedColumn(), console=Console(stderr=True)) as progress:
+        task = progress.add_task("tagging", total=None)
+        yield lambda n: progress.advance(task, n)
