@@ -183,13 +183,19 @@ class Loop:
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
 
     def _epoch_loader(self, epoch: int, skip: int) -> Any:
-        """This epoch's batches (a pure function of seed and epoch), minus those already done."""
+        """This epoch's batches (a pure function of seed and epoch), minus the ``skip`` already done."""
         batches = length_grouped_batches(
             self.lengths, self.settings.batch_size, self.settings.seed, epoch, self.settings.group_by_length
         )
-        loader = torch.utils.data.DataLoader(self.features, batch_sampler=batches, collate_fn=self.collator)
-        loader = self.accelerator.prepare_data_loader(loader)
-        return self.accelerator.skip_first_batches(loader, skip) if skip else loader
+        world = self.accelerator.num_processes
+        # Skip whole rounds of batches (one per process) by slicing the list, not with a wrapper:
+        # a private generator keeps iterator creation off the global RNG that dropout uses,
+        # so a resumed epoch sees exactly the dropout masks of an uninterrupted one.
+        generator = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch)
+        loader = torch.utils.data.DataLoader(
+            self.features, batch_sampler=batches[skip * world :], collate_fn=self.collator, generator=generator
+        )
+        return self.accelerator.prepare_data_loader(loader)
 
     def resume(self) -> bool:
         """Load the latest checkpoint if there is one; True when it was loaded."""

@@ -6,6 +6,7 @@ files; they never print (the CLI renders what they return) and never parse argv.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nertool.align import Feature, build_features, word_pieces
+from nertool.analysis import LossRecord
 from nertool.config import Recipe, dump_recipe
 from nertool.data import Corpus, load_corpus, plan_sample, sample_sentences
 from nertool.errors import DataError, LabelError
@@ -21,6 +23,7 @@ from nertool.files import append_jsonl, replace_folder, write_json, write_text
 from nertool.formats import Sentence
 from nertool.inference import model_max_length
 from nertool.labels import LabelMap
+from nertool.losses import label_strategy_of, subword_losses
 from nertool.model import (
     freeze_embeddings,
     is_scratch,
@@ -31,6 +34,16 @@ from nertool.model import (
     scratch_size,
     token_classifier,
     train_tokenizer,
+)
+from nertool.report import (
+    ReportOptions,
+    comparison_document,
+    error_reports,
+    seed_summary,
+    split_name,
+    with_confidence_intervals,
+    write_errors,
+    write_report,
 )
 from nertool.train import Loop, LoopSettings, Reporter, SilentReporter
 
@@ -193,8 +206,24 @@ class FileLogReporter:
         self.inner.finish()
 
 
-def _dev_scorer(data: TrainingData, tokenizer: Any, recipe: Recipe, accelerator: Any) -> Any:
-    """The callback the loop calls after each epoch: dev F1 per language and the selection score."""
+def trim_log(path: Path, last_step: int) -> None:
+    """Keep only log records up to the checkpoint a run resumes from (all of them go when -1)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if last_step >= 0 and json.loads(line).get("step", 0) <= last_step]
+    write_text(path, "".join(line + "\n" for line in kept))
+
+
+def _dev_scorer(
+    data: TrainingData, tokenizer: Any, recipe: Recipe, accelerator: Any, track_test: bool = False
+) -> Any:
+    """The callback the loop calls after each epoch: dev F1 per language and the selection score.
+
+    With ``track_test`` each evaluation also records the test F1 of every language (unrounded), so a
+    transfer experiment can read the test score of any checkpoint (best on source dev, best on target
+    dev, last) from the eval history without keeping every checkpoint.
+    """
     selection = recipe.data.train_languages if recipe.train.select_on == "source_dev" else list(data.dev)
 
     def score(model: Any) -> tuple[float, dict[str, Any]]:
@@ -205,9 +234,17 @@ def _dev_scorer(data: TrainingData, tokenizer: Any, recipe: Recipe, accelerator:
         chosen = [results[lang] for lang in selection if lang in results] or list(results.values())
         details = {lang: round(r.scores["f1"], 4) for lang, r in results.items()}
         value = mean_f1(chosen) if recipe.train.select_on != "last" else float(len(details))
-        return value, {"dev_f1": details}
+        tracked = {"test_f1": _test_f1(model, data, tokenizer, accelerator)} if track_test else {}
+        return value, {"dev_f1": details, **tracked}
 
     return score
+
+
+def _test_f1(model: Any, data: TrainingData, tokenizer: Any, accelerator: Any) -> dict[str, float]:
+    return {
+        lang: evaluate_split(model, tokenizer, data.label_map, split, lang, "test", accelerator).scores["f1"]
+        for lang, split in data.test.items()
+    }
 
 
 def _best_saver(tokenizer: Any, run_dir: Path, accelerator: Any) -> Any:
@@ -222,11 +259,15 @@ def _best_saver(tokenizer: Any, run_dir: Path, accelerator: Any) -> Any:
 
 
 def train_run(
-    recipe: Recipe, run_dir: Path, resume: bool = False, reporter: Reporter | None = None, seed: int | None = None
+    recipe: Recipe, run_dir: Path, resume: bool = False, reporter: Reporter | None = None, seed: int | None = None,
+    track_test: bool = False,
 ) -> RunResult:
     """Fine-tune on the recipe's data, keep the best dev model, score it, write the run folder."""
+    from accelerate.utils import set_seed
+
     run_dir.mkdir(parents=True, exist_ok=True)
     data = load_training_data(recipe)
+    set_seed(recipe.seed if seed is None else seed)  # the new head (or scratch model) starts seeded
     model, tokenizer = build_model(recipe, data.label_map, data.train)
     max_length = min(recipe.model.max_length, model_max_length(model, tokenizer))
     train_sentences = [s for sentences in data.train.values() for s in sentences]
@@ -236,15 +277,16 @@ def train_run(
     accelerator = loop.accelerator
     main = accelerator.is_main_process
     loop.reporter = FileLogReporter(run_dir / "train_log.jsonl", reporter or SilentReporter(), main)
-    loop.score = _dev_scorer(data, tokenizer, recipe, accelerator) if data.dev else None
+    loop.score = _dev_scorer(data, tokenizer, recipe, accelerator, track_test) if data.dev else None
     loop.on_best = _best_saver(tokenizer, run_dir, accelerator)
     if main:
         write_text(run_dir / "config.toml", dump_recipe(recipe))
         write_json(run_dir / "data_manifest.json", data.manifest)
-    if resume and not loop.resume():
+    resumed = resume and loop.resume()
+    if resume and not resumed:
         log.warning("no checkpoint in %s; starting from the beginning", run_dir / "checkpoint")
-    elif not resume and main and (run_dir / "train_log.jsonl").exists():
-        (run_dir / "train_log.jsonl").unlink()
+    if main:
+        trim_log(run_dir / "train_log.jsonl", loop.state.step if resumed else -1)
     state = loop.run()
     metrics = final_metrics(run_dir, data, accelerator, state.best_step)
     if main:
@@ -281,10 +323,55 @@ class EvaluationResult:
 def evaluate_model(
     model_dir: str, spec: str, languages: Sequence[str], splits: Sequence[str],
     report_dir: Path | None = None, file_format: str = "auto", strict_tags: bool = False,
+    options: ReportOptions | None = None,
 ) -> EvaluationResult:
-    """Score a trained model on a data source; write metrics and predictions when asked."""
+    """Score a trained model on a data source; write metrics, predictions and the report when asked.
+
+    ``options.bootstrap`` adds seeded 95 % intervals to every headline F1; the per-subword loss
+    pass behind ``errors.md`` runs only when a report folder is written.
+    """
+    options = options or ReportOptions()
     model, tokenizer, label_map = load_trained(model_dir)
-    corpus = load_corpus(resolve_source(spec), languages, splits, file_format=file_format, strict_tags=strict_tags)
+    source = resolve_source(spec)
+    corpus = load_corpus(source, languages, splits, file_format=file_format, strict_tags=strict_tags)
+    evaluations = evaluate_corpus(model, tokenizer, label_map, corpus, splits, spec)
+    metrics = metrics_document(evaluations, {"model": str(model_dir), "data": spec})
+    if options.bootstrap > 0:
+        metrics = with_confidence_intervals(metrics, evaluations, options.bootstrap, options.seed)
+    if report_dir is not None:
+        records = None
+        if options.errors:
+            strategy = label_strategy_of(model_dir)
+            records = {split_name(e): subword_losses(model, tokenizer, label_map, e.sentences, strategy)
+                       for e in evaluations}
+        write_evaluation_report(report_dir, metrics, evaluations, records, options)
+    return EvaluationResult(metrics, evaluations, report_dir)
+
+
+def write_evaluation_report(
+    report_dir: Path, metrics: dict[str, Any], evaluations: Sequence[SplitEvaluation],
+    records: dict[str, list[LossRecord]] | None = None, options: ReportOptions | None = None,
+) -> None:
+    """metrics.json and predictions always; errors.md/json with loss records; report.md unless turned off."""
+    options = options or ReportOptions()
+    write_json(report_dir / "metrics.json", metrics)
+    for evaluation in evaluations:
+        name = f"{evaluation.language}-{evaluation.split}"
+        write_text(report_dir / "predictions" / f"{name}.conll", predictions_conll(evaluation))
+    errors = error_reports(records, options) if records else None
+    if errors is not None:
+        write_errors(report_dir, errors)
+    if options.report:
+        write_report(report_dir, metrics, evaluations, errors)
+
+
+# ------------------------------------------------------------------ evaluation helpers, compare, seeds
+
+
+def evaluate_corpus(
+    model: Any, tokenizer: Any, label_map: LabelMap, corpus: Corpus, splits: Sequence[str], spec: str
+) -> list[SplitEvaluation]:
+    """Every requested split of every language the source has (missing ones logged and skipped)."""
     evaluations = []
     for language in corpus.languages:
         for split in splits:
@@ -293,17 +380,45 @@ def evaluate_model(
                 log.warning("%s has no %s split in %s; skipped", language, split, spec)
                 continue
             where = corpus.sources[language][split]
-            evaluations.append(evaluate_split(model, tokenizer, label_map, sentences, language, split, where=where))
+            evaluation = evaluate_split(model, tokenizer, label_map, sentences, language, split, where=where)
+            evaluations.append(evaluation)
     if not evaluations:
-        raise DataError(f"nothing to evaluate: no split {', '.join(splits)} found for {', '.join(languages) or 'any language'}", spec)
-    metrics = metrics_document(evaluations, {"model": str(model_dir), "data": spec})
-    if report_dir is not None:
-        write_evaluation_report(report_dir, metrics, evaluations)
-    return EvaluationResult(metrics, evaluations, report_dir)
+        found = ", ".join(corpus.languages) or "any language"
+        raise DataError(f"nothing to evaluate: no split {', '.join(splits)} found for {found}", spec)
+    return evaluations
 
 
-def write_evaluation_report(report_dir: Path, metrics: dict[str, Any], evaluations: Sequence[SplitEvaluation]) -> None:
-    write_json(report_dir / "metrics.json", metrics)
-    for evaluation in evaluations:
-        name = f"{evaluation.language}-{evaluation.split}"
-        write_text(report_dir / "predictions" / f"{name}.conll", predictions_conll(evaluation))
+def compare_models(
+    model_a: str, model_b: str, spec: str, languages: Sequence[str], split: str = "test",
+    n: int = 1000, seed: int = 0, output: Path | None = None, file_format: str = "auto",
+) -> dict[str, Any]:
+    """Paired bootstrap per language: would A still beat B on other sentences drawn like these?"""
+    corpus = load_corpus(resolve_source(spec), languages, [split], file_format=file_format)
+    first, second = (evaluate_corpus(*load_trained(m), corpus, [split], spec) for m in (model_a, model_b))
+    result = {"model_a": model_a, "model_b": model_b, "data": spec, "split": split,
+              **comparison_document(first, second, n, seed)}
+    if output is not None:
+        write_json(output, result)
+    return result
+
+
+def train_seeds(
+    recipe: Recipe, run_dir: Path, resume: bool = False, reporter: Reporter | None = None
+) -> RunResult:
+    """One full run per ``train.seeds`` entry in ``seed-<s>/``; the top-level metrics are mean and std.
+
+    The seed is set before each run, since the model is initialised before the loop seeds itself:
+    so a seed fixes both the initial weights and the batch order (the data sample stays the recipe's).
+    """
+    from accelerate import PartialState
+    from accelerate.utils import set_seed
+
+    per_seed = {}
+    for seed in dict.fromkeys(recipe.train.seeds):
+        set_seed(seed)
+        per_seed[seed] = train_run(recipe, run_dir / f"seed-{seed}", resume, reporter, seed=seed).metrics
+    metrics = seed_summary(per_seed)
+    if PartialState().is_main_process:
+        write_text(run_dir / "config.toml", dump_recipe(recipe))
+        write_json(run_dir / "metrics.json", metrics)
+    return RunResult(run_dir, metrics)
