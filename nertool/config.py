@@ -9,12 +9,14 @@ Relative paths written in a recipe are resolved against the recipe's folder; pat
 
 from __future__ import annotations
 
+import copy
+import json
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nertool.errors import ConfigError
 
@@ -84,6 +86,14 @@ class PretrainConfig(_Section):
     steps: int | None = Field(None, ge=1)
     max_minutes: float | None = Field(None, gt=0)
     heldout_fraction: float = Field(0.01, ge=0, lt=0.5)
+    fractions: dict[str, float] | None = None
+    eval_every: int | None = Field(None, ge=1, description="steps between held-out evaluations")
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _one_source(cls, value: Any) -> Any:
+        """``--set pretrain.text=DIR`` gives one string: a list of one source."""
+        return [value] if isinstance(value, str) else value
 
 
 class Recipe(_Section):
@@ -100,7 +110,7 @@ class Recipe(_Section):
         return self.data.eval_languages or self.data.train_languages
 
 
-_PATH_KEYS = (("data", "source"), ("model", "name"))
+_PATH_KEYS = (("data", "source"), ("model", "name"), ("pretrain", "text"))
 
 
 def _parse_value(raw: str) -> Any:
@@ -113,7 +123,7 @@ def _parse_value(raw: str) -> Any:
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply ``section.key=value`` strings to a nested recipe dict (a new dict)."""
-    result = {key: dict(value) if isinstance(value, dict) else value for key, value in data.items()}
+    result = copy.deepcopy(dict(data))
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
@@ -131,12 +141,23 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """Make relative local paths in the recipe file relative to the recipe's folder."""
     for section, key in _PATH_KEYS:
-        value = data.get(section, {}).get(key)
-        if isinstance(value, str) and not value.startswith(("hub:", "scratch:")) and value != "sample":
-            candidate = base / value
-            if not Path(value).is_absolute() and candidate.exists():
-                data[section][key] = str(candidate.resolve())
+        section_data = data.get(section)
+        value = section_data.get(key) if isinstance(section_data, dict) else None
+        if isinstance(value, list):
+            data[section][key] = [_resolve_path(item, base) for item in value]
+        elif isinstance(value, str):
+            data[section][key] = _resolve_path(value, base)
     return data
+
+
+def _resolve_path(value: Any, base: Path) -> Any:
+    """``value`` relative to ``base`` when it names something there (``{lang}`` templates: their folder)."""
+    if not isinstance(value, str) or value.startswith(("hub:", "scratch:")) or value == "sample":
+        return value
+    if Path(value).is_absolute():
+        return value
+    exists = (base / value.split("{lang}")[0]).exists() if "{lang}" in value else (base / value).exists()
+    return str((base / value).resolve()) if exists else value
 
 
 def _format_validation(error: ValidationError, origin: str) -> str:
@@ -175,8 +196,8 @@ def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recip
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, str):  # JSON string escapes are valid TOML basic-string escapes
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):

@@ -214,7 +214,7 @@ def plan_sample(
     if fractions:
         return SamplePlan(fraction_counts(available, fractions, None), "fractions")
     if temperature is not None:
-        total = max_samples * len(available) if max_samples else sum(available.values())
+        total = min(max_samples * len(available), sum(available.values())) if max_samples else sum(available.values())
         return SamplePlan(temperature_counts(available, temperature, total), f"temperature T={temperature}")
     cap = max_samples or max(available.values(), default=0)
     return SamplePlan({lang: min(n, cap) for lang, n in available.items()}, "max_train_samples")

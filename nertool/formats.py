@@ -57,7 +57,7 @@ class ReadReport:
 def _lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
     """(line number, text without line end) for each line; invalid bytes name line and offset."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    offset = 0
+    offset, number = 0, 0
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
@@ -73,6 +73,11 @@ def _lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
             if number == 1:
                 text = text.removeprefix("\ufeff")
             yield number, text.rstrip("\r\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as error:
+            raise DataError(f"the file ends inside a {encoding} character ({error.reason}); re-save it", path,
+                            max(1, number)) from None
 
 
 def _split(line: str) -> list[str]:
@@ -125,14 +130,23 @@ def _column_sentences(path: Path, file_format: str) -> Iterator[tuple[int, list[
     """Blocks of (start line, tokens, tags) from a column file."""
     tokens: list[str] = []
     tags: list[str] = []
-    start = 0
+    start, width = 0, 0
     for number, line in _lines(path):
         if not line.strip() or line.startswith(_DOCSTART):
             if tokens:
                 yield start, tokens, tags
             tokens, tags = [], []
             continue
-        token, tag = _columns_to_pair(_split(line), file_format, path, number)
+        cols = _split(line)
+        width = width or len(cols)
+        if file_format == "conll" and len(cols) != width:
+            raise DataError(
+                f"expected {width} columns like the file's first line, found {len(cols)}: {'|'.join(cols)!r}; "
+                "every line needs the same columns (token first, tag last)",
+                path,
+                number,
+            )
+        token, tag = _columns_to_pair(cols, file_format, path, number)
         start = start if tokens else number
         tokens.append(token)
         tags.append(tag)
