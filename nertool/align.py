@@ -49,7 +49,9 @@ class Feature:
         return len(self.input_ids)
 
 
-def word_pieces(tokenizer: Any, sentences: Sequence[Sequence[str]], chunk: int = 1000) -> list[list[list[int]]]:
+def word_pieces(
+    tokenizer: Any, sentences: Sequence[Sequence[str]], chunk: int = 1000
+) -> list[list[list[int]]]:
     """Subword ids of every word of every sentence (``[]`` for a word that yields none).
 
     Tokenises whole sentences with ``is_split_into_words`` (so each word gets XLM-R's
@@ -140,7 +142,9 @@ def build_features(
         labels = None
         if label_ids is not None:
             labels = tuple(subword_labels(words, label_ids, window, strategy, inside_of))
-        features.append(Feature(sentence, tuple(ids), tuple(words), window.core_start, window.core_end, labels))
+        features.append(
+            Feature(sentence, tuple(ids), tuple(words), window.core_start, window.core_end, labels)
+        )
     return features
 
 
@@ -181,7 +185,9 @@ def first_piece_positions(feature: Feature) -> dict[int, int]:
     return positions
 
 
-def merge_word_values(n_words: int, features: Sequence[Feature], values: Sequence[Sequence[Any]]) -> list[Any]:
+def merge_word_values(
+    n_words: int, features: Sequence[Feature], values: Sequence[Sequence[Any]]
+) -> list[Any]:
     """One value per word from per-position values of a sentence's features (``None`` if no piece).
 
     ``values[i][p]`` is what the model said at position ``p`` of ``features[i]`` (a label id,

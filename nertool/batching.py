@@ -31,7 +31,9 @@ def length_grouped_batches(
     if group:
         mega = batch_size * 50
         order = [
-            i for start in range(0, len(order), mega) for i in sorted(order[start : start + mega], key=lengths.__getitem__)
+            i
+            for start in range(0, len(order), mega)
+            for i in sorted(order[start : start + mega], key=lengths.__getitem__)
         ]
     batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     if group:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import copy
 import json
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nertool.errors import ConfigError

@@ -26,7 +26,11 @@ from nertool.sampling import choose_indices, fraction_counts, temperature_counts
 log = logging.getLogger("nertool")
 
 SPLITS = ("train", "validation", "test")
-_SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "dev", "val", "testa"), "test": ("test", "testb")}
+_SPLIT_ALIASES = {
+    "train": ("train",),
+    "validation": ("validation", "dev", "val", "testa"),
+    "test": ("test", "testb"),
+}
 HUB_PREFIX = "hub:"
 UNDETERMINED = "und"
 
@@ -91,7 +95,9 @@ def folder_languages(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and any(_split_file(p, s) for s in SPLITS))
 
 
-def locate(spec: str, languages: Sequence[str], splits: Sequence[str], revision: str | None = None) -> list[SplitRef]:
+def locate(
+    spec: str, languages: Sequence[str], splits: Sequence[str], revision: str | None = None
+) -> list[SplitRef]:
     """Every (language, split) the spec offers among those asked for; missing splits are skipped."""
     if is_hub_spec(spec):
         name, config = parse_hub_spec(spec)
@@ -105,7 +111,9 @@ def locate(spec: str, languages: Sequence[str], splits: Sequence[str], revision:
         language = languages[0] if len(languages) == 1 else UNDETERMINED
         return [SplitRef(language, split, path=root) for split in splits[:1]]
     if not root.is_dir():
-        raise DataError("data source not found: give a file, a folder <dir>/<lang>/<split>.<ext>, or hub:NAME", root)
+        raise DataError(
+            "data source not found: give a file, a folder <dir>/<lang>/<split>.<ext>, or hub:NAME", root
+        )
     return _locate_in_folder(root, languages, splits)
 
 
@@ -134,7 +142,7 @@ def _locate_in_folder(root: Path, languages: Sequence[str], splits: Sequence[str
 HubLoader = Callable[..., Any]
 
 
-def _default_hub_loader(name: str, config: str | None, split: str, revision: str | None) -> Any:
+def _default_hub_loader(name: str | None, config: str | None, split: str, revision: str | None) -> Any:
     """``datasets.load_dataset`` with no remote code (datasets ≥ 3 reads Parquet configs)."""
     import datasets
 
@@ -147,7 +155,9 @@ def read_hub_split(ref: SplitRef, loader: HubLoader | None = None) -> list[Sente
     try:
         dataset = loader(ref.hub_name, ref.hub_config, ref.split, ref.revision)
     except Exception as error:  # network, auth, missing config: all end as one readable line
-        raise DataError(f"could not load {ref.describe()}: {error}; check the name, config and network") from None
+        raise DataError(
+            f"could not load {ref.describe()}: {error}; check the name, config and network"
+        ) from None
     names = _tag_names(dataset)
     return [
         Sentence(tuple(row["tokens"]), tuple(names[t] if names else t for t in row["ner_tags"]), index + 1)
@@ -189,7 +199,8 @@ def load_corpus(
 def _log_repairs(report: ReadReport) -> None:
     if report.repaired_tags:
         log.warning(
-            "%s:%s: repaired %d orphan I- tag(s) to B- (IOB1 or annotation slips); use --strict-tags to refuse",
+            "%s:%s: repaired %d orphan I- tag(s) to B- (IOB1 or annotation slips); "
+            "use --strict-tags to refuse",
             report.path,
             report.first_repair_line,
             report.repaired_tags,
@@ -214,7 +225,11 @@ def plan_sample(
     if fractions:
         return SamplePlan(fraction_counts(available, fractions, None), "fractions")
     if temperature is not None:
-        total = min(max_samples * len(available), sum(available.values())) if max_samples else sum(available.values())
+        total = (
+            min(max_samples * len(available), sum(available.values()))
+            if max_samples
+            else sum(available.values())
+        )
         return SamplePlan(temperature_counts(available, temperature, total), f"temperature T={temperature}")
     cap = max_samples or max(available.values(), default=0)
     return SamplePlan({lang: min(n, cap) for lang, n in available.items()}, "max_train_samples")

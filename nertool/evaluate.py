@@ -65,7 +65,9 @@ def predictions_conll(evaluation: SplitEvaluation) -> str:
     return "\n".join(blocks)
 
 
-def metrics_document(evaluations: Sequence[SplitEvaluation], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def metrics_document(
+    evaluations: Sequence[SplitEvaluation], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The ``metrics.json`` shape: ``{"languages": {lang: {split: scores}}, ...}``."""
     languages: dict[str, dict[str, Any]] = {}
     for evaluation in evaluations:

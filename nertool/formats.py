@@ -76,8 +76,11 @@ def _lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError as error:
-            raise DataError(f"the file ends inside a {encoding} character ({error.reason}); re-save it", path,
-                            max(1, number)) from None
+            raise DataError(
+                f"the file ends inside a {encoding} character ({error.reason}); re-save it",
+                path,
+                max(1, number),
+            ) from None
 
 
 def _split(line: str) -> list[str]:
@@ -141,8 +144,8 @@ def _column_sentences(path: Path, file_format: str) -> Iterator[tuple[int, list[
         width = width or len(cols)
         if file_format == "conll" and len(cols) != width:
             raise DataError(
-                f"expected {width} columns like the file's first line, found {len(cols)}: {'|'.join(cols)!r}; "
-                "every line needs the same columns (token first, tag last)",
+                f"expected {width} columns like the file's first line, found {len(cols)}: "
+                f"{'|'.join(cols)!r}; every line needs the same columns (token first, tag last)",
                 path,
                 number,
             )
@@ -218,4 +221,3 @@ def read_sentences(
         yield Sentence(tuple(tokens), tuple(tags), start)
     if report.sentences == 0:
         raise DataError("the file holds no sentences (it is empty or blank)", path)
-

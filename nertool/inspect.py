@@ -65,7 +65,9 @@ def _stream(ref: SplitRef, file_format: str, report: ReadReport) -> Iterable[Sen
     return read_hub_split(ref)
 
 
-def alignment_audit(tokenizer: Any, language: str, sentences: Sequence[Sentence], max_length: int) -> dict[str, Any]:
+def alignment_audit(
+    tokenizer: Any, language: str, sentences: Sequence[Sentence], max_length: int
+) -> dict[str, Any]:
     """How the tokenizer cuts this language's words (the book's subword statistics, automated)."""
     pieces = word_pieces(tokenizer, [s.tokens for s in sentences])
     lengths = [len(p) for sentence in pieces for p in sentence]
@@ -80,11 +82,14 @@ def alignment_audit(tokenizer: Any, language: str, sentences: Sequence[Sentence]
     }
 
 
-def inspect_source(spec: str, languages: Sequence[str], model: str | None = None, file_format: str = "auto") -> dict[str, Any]:
+def inspect_source(
+    spec: str, languages: Sequence[str], model: str | None = None, file_format: str = "auto"
+) -> dict[str, Any]:
     """Counts per language and split, and the alignment audit when a tokenizer is named."""
     from nertool.workflows import resolve_source
 
-    rows, audit_text = [], {}
+    rows: list[dict[str, Any]] = []
+    audit_text: dict[str, list[Sentence]] = {}
     for ref in locate(resolve_source(spec), languages, SPLITS):
         stats, report = SplitStats(), ReadReport(ref.describe())
         for sentence in _stream(ref, file_format, report):
@@ -96,5 +101,7 @@ def inspect_source(spec: str, languages: Sequence[str], model: str | None = None
         from nertool.model import load_tokenizer
 
         tokenizer = load_tokenizer(model)
-        result["alignment"] = [alignment_audit(tokenizer, lang, kept, 512) for lang, kept in audit_text.items()]
+        result["alignment"] = [
+            alignment_audit(tokenizer, lang, kept, 512) for lang, kept in audit_text.items()
+        ]
     return result

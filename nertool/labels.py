@@ -61,7 +61,9 @@ def iob2_issues(tags: Sequence[str]) -> list[TagIssue]:
     for index, tag in enumerate(tags):
         prefix, kind = parse_tag(tag)
         if prefix == "I" and kind != previous_type:
-            issues.append(TagIssue(index, tag, f"'{tag}' follows '{tags[index - 1] if index else '<start>'}'"))
+            issues.append(
+                TagIssue(index, tag, f"'{tag}' follows '{tags[index - 1] if index else '<start>'}'")
+            )
         previous_type = kind
     return issues
 

@@ -52,8 +52,14 @@ class Tagger:
     max_batch: int = 256
 
     @classmethod
-    def load(cls, run_dir: str | Path, device: str | None = None, quantized: bool = False,
-             max_tokens: int = 8192, max_batch: int = 256) -> Tagger:
+    def load(
+        cls,
+        run_dir: str | Path,
+        device: str | None = None,
+        quantized: bool = False,
+        max_tokens: int = 8192,
+        max_batch: int = 256,
+    ) -> Tagger:
         model, tokenizer, labels = load_trained(run_dir)
         target = pick_device(device)
         model.to(target)
@@ -68,8 +74,14 @@ class Tagger:
         """Tag a batch of units (already split into words); same order out as in."""
         words = [u.words for u in units]
         grouped = sentence_features(self.tokenizer, words, model_max_length(self.model, self.tokenizer))
-        predictions = predict_features(self.model, grouped, [len(w) for w in words], self.tokenizer.pad_token_id,
-                                       self.max_tokens, self.max_batch)
+        predictions = predict_features(
+            self.model,
+            grouped,
+            [len(w) for w in words],
+            self.tokenizer.pad_token_id,
+            self.max_tokens,
+            self.max_batch,
+        )
         return [
             tag_unit(unit, tags_of(p, self.labels.names), [s if s is not None else 0.0 for s in p.scores])
             for unit, p in zip(units, predictions, strict=True)
@@ -94,8 +106,14 @@ class PredictSummary:
 
 
 def predict_files(
-    tagger: Tagger, inputs: Sequence[str], output: str | None, *, input_format: str = "auto",
-    output_format: str = "jsonl", text_mode: str = "line", encoding: str = "utf-8",
+    tagger: Tagger,
+    inputs: Sequence[str],
+    output: str | None,
+    *,
+    input_format: str = "auto",
+    output_format: str = "jsonl",
+    text_mode: str = "line",
+    encoding: str = "utf-8",
     on_chunk: Callable[[int], None] | None = None,
 ) -> PredictSummary:
     """Tag every unit of ``inputs`` and write them to ``output`` (stdout when None or ``-``)."""

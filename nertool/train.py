@@ -109,7 +109,8 @@ def make_accelerator(settings: LoopSettings) -> Any:
 
 def optimizer_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW groups: no decay on biases and LayerNorm weights (BERT's recipe)."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
@@ -192,8 +193,11 @@ class Loop:
         # a private generator keeps iterator creation off the global RNG that dropout uses,
         # so a resumed epoch sees exactly the dropout masks of an uninterrupted one.
         generator = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch)
-        loader = torch.utils.data.DataLoader(
-            self.features, batch_sampler=batches[skip * world :], collate_fn=self.collator, generator=generator
+        loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
+            self.features,  # type: ignore[arg-type]  # a list is a map-style dataset
+            batch_sampler=batches[skip * world :],
+            collate_fn=self.collator,
+            generator=generator,
         )
         return self.accelerator.prepare_data_loader(loader)
 
@@ -226,7 +230,10 @@ class Loop:
 
     def _finished(self) -> bool:
         s = self.settings
-        patience_out = s.early_stopping_patience is not None and self.state.evals_without_gain >= s.early_stopping_patience
+        patience_out = (
+            s.early_stopping_patience is not None
+            and self.state.evals_without_gain >= s.early_stopping_patience
+        )
         return self.state.step >= self.total or patience_out
 
     def _eval_points(self) -> set[int]:
@@ -249,7 +256,9 @@ class Loop:
                 self._evaluate()
             if stop.is_set():
                 self.save_checkpoint()
-                raise Interrupted(f"interrupted; checkpoint saved in {self.checkpoint_dir}; rerun with --resume")
+                raise Interrupted(
+                    f"interrupted; checkpoint saved in {self.checkpoint_dir}; rerun with --resume"
+                )
             if self._finished() or self._out_of_time(started):
                 return
         self.state.epoch += 1
@@ -316,7 +325,11 @@ class Loop:
         self.state.history.append(record)
         self.reporter.log(record)
         if value > self.state.best_score:
-            self.state.best_score, self.state.best_step, self.state.evals_without_gain = value, self.state.step, 0
+            self.state.best_score, self.state.best_step, self.state.evals_without_gain = (
+                value,
+                self.state.step,
+                0,
+            )
             if self.on_best is not None:
                 self.on_best(unwrapped)
         else:

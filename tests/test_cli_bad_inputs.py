@@ -66,7 +66,9 @@ def test_tolerated_oddities_read_cleanly(name):
 
 def test_five_thousand_word_sentence_is_read(tmp_path):
     path = tmp_path / "long.tsv"
-    path.write_text("".join(f"w{i}\t{'B-PER' if i % 7 == 0 else 'O'}\n" for i in range(5000)), encoding="utf-8")
+    path.write_text(
+        "".join(f"w{i}\t{'B-PER' if i % 7 == 0 else 'O'}\n" for i in range(5000)), encoding="utf-8"
+    )
     result = runner.invoke(app, ["data", "inspect", str(path)])
     assert result.exit_code == 0, result.output
     assert "5000" in result.output
@@ -83,9 +85,13 @@ def test_wrong_type_in_recipe(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("labels")
-    recipe = build_recipe({"model": {"name": "scratch:tiny", "max_length": 32},
-                           "data": {"source": "sample", "max_train_samples": 16, "eval_languages": ["de"]},
-                           "train": {"epochs": 1, "batch_size": 8}})
+    recipe = build_recipe(
+        {
+            "model": {"name": "scratch:tiny", "max_length": 32},
+            "data": {"source": "sample", "max_train_samples": 16, "eval_languages": ["de"]},
+            "train": {"epochs": 1, "batch_size": 8},
+        }
+    )
     train_run(recipe, folder)
     return folder
 
@@ -94,8 +100,9 @@ def test_label_unknown_to_the_model_is_an_error_not_a_silent_o(tiny_run, tmp_pat
     data = tmp_path / "misc.tsv"
     data.write_text("Berlin\tB-LOC\nist\tO\nschön\tB-MISC\n", encoding="utf-8")
     report = tmp_path / "report"
-    result = runner.invoke(app, ["evaluate", str(tiny_run), "--data", str(data), "--split", "train",
-                                 "-o", str(report)])
+    result = runner.invoke(
+        app, ["evaluate", str(tiny_run), "--data", str(data), "--split", "train", "-o", str(report)]
+    )
     assert result.exit_code == 1
     assert "B-MISC" in result.output and "misc.tsv" in result.output
     assert not (report / "metrics.json").exists(), "a failed evaluation must not leave a report"

@@ -23,8 +23,12 @@ def tiny_recipe(**train):
         {
             "seed": 7,
             "model": {"name": "scratch:tiny", "max_length": 64},
-            "data": {"source": "sample", "train_languages": ["de"], "eval_languages": ["de", "fr"],
-                     "max_train_samples": 64},
+            "data": {
+                "source": "sample",
+                "train_languages": ["de"],
+                "eval_languages": ["de", "fr"],
+                "max_train_samples": 64,
+            },
             "train": {"epochs": 2, "batch_size": 16, "learning_rate": 3e-3, "log_every": 1, **train},
         }
     )
@@ -39,8 +43,15 @@ def trained_run(tmp_path_factory):
 
 def test_run_folder_has_every_file(trained_run):
     run_dir, result = trained_run
-    for name in ("config.toml", "metrics.json", "train_log.jsonl", "data_manifest.json", "model/config.json",
-                 "model/model.safetensors", "model/tokenizer.json"):
+    for name in (
+        "config.toml",
+        "metrics.json",
+        "train_log.jsonl",
+        "data_manifest.json",
+        "model/config.json",
+        "model/model.safetensors",
+        "model/tokenizer.json",
+    ):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["languages"]) == {"de", "fr"}
@@ -77,13 +88,18 @@ def test_overfits_a_small_set():
             "seed": 3,
             "model": {"name": "scratch:tiny", "max_length": 64},
             "data": {"source": "sample", "train_languages": ["de"], "max_train_samples": 16},
-            "train": {"epochs": 40, "batch_size": 8, "learning_rate": 3e-3, "warmup_ratio": 0.0,
-                      "select_on": "last"},
+            "train": {
+                "epochs": 40,
+                "batch_size": 8,
+                "learning_rate": 3e-3,
+                "warmup_ratio": 0.0,
+                "select_on": "last",
+            },
         }
     )
     data = load_training_data(recipe)
-    from nertool.workflows import build_model, encode_training
     from nertool.train import Loop, LoopSettings
+    from nertool.workflows import build_model, encode_training
 
     torch.manual_seed(0)
     model, tokenizer = build_model(recipe, data.label_map, data.train)
@@ -121,14 +137,18 @@ def test_cli_version_and_help():
 
 def test_cli_train_and_evaluate(tmp_path):
     recipe = tmp_path / "r.toml"
-    recipe.write_text('[model]\nname = "scratch:tiny"\nmax_length = 64\n[data]\nsource = "sample"\n'
-                      'max_train_samples = 32\neval_languages = ["de"]\n[train]\nepochs = 1\nbatch_size = 16\n')
+    recipe.write_text(
+        '[model]\nname = "scratch:tiny"\nmax_length = 64\n[data]\nsource = "sample"\n'
+        'max_train_samples = 32\neval_languages = ["de"]\n[train]\nepochs = 1\nbatch_size = 16\n'
+    )
     out = tmp_path / "run"
     result = runner.invoke(app, ["train", str(recipe), "-o", str(out), "--set", "train.learning_rate=0.001"])
     assert result.exit_code == 0, result.output
     assert (out / "metrics.json").is_file()
     assert "0.001" in (out / "config.toml").read_text()
-    result = runner.invoke(app, ["evaluate", str(out), "--data", "sample", "--languages", "en", "-o", str(tmp_path / "rep")])
+    result = runner.invoke(
+        app, ["evaluate", str(out), "--data", "sample", "--languages", "en", "-o", str(tmp_path / "rep")]
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "rep" / "predictions" / "en-test.conll").is_file()
 

@@ -94,8 +94,20 @@ def test_conll_input_tags_equal_evaluate_predictions(run_dir, tmp_path):
     evaluated = (report / "predictions" / "fr-test.conll").read_text().strip().split("\n\n")
     out = tmp_path / "pred.conll"
     source = SAMPLE_DIR / "fr" / "test.tsv"
-    result = runner.invoke(app, ["predict", str(run_dir), str(source), "--input-format", "conll",
-                                 "--output-format", "conll", "-o", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(run_dir),
+            str(source),
+            "--input-format",
+            "conll",
+            "--output-format",
+            "conll",
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     predicted = out.read_text().strip().split("\n\n")
     assert len(predicted) == len(evaluated) == 40
@@ -107,10 +119,17 @@ def test_conll_input_tags_equal_evaluate_predictions(run_dir, tmp_path):
 
 def test_spans_tsv_and_jsonl_input(run_dir, tmp_path):
     source = tmp_path / "in.jsonl"
-    source.write_text(json.dumps({"text": "Angela Merkel besuchte Paris ."}) + "\n"
-                      + json.dumps({"tokens": ["Deutsche", "Bank"]}) + "\n", encoding="utf-8")
+    source.write_text(
+        json.dumps({"text": "Angela Merkel besuchte Paris ."})
+        + "\n"
+        + json.dumps({"tokens": ["Deutsche", "Bank"]})
+        + "\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "spans.tsv"
-    result = runner.invoke(app, ["predict", str(run_dir), str(source), "--output-format", "spans-tsv", "-o", str(out)])
+    result = runner.invoke(
+        app, ["predict", str(run_dir), str(source), "--output-format", "spans-tsv", "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     rows = out.read_text(encoding="utf-8").splitlines()
     assert rows[0].split("\t") == ["id", "start", "end", "label", "text"]

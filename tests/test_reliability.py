@@ -44,8 +44,14 @@ def write_recipe(folder: Path, epochs: int, samples: int = 120) -> Path:
 
 def nertool(*args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "nertool", "-q", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "nertool", "-q", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
 
 
 def weights(run: Path) -> dict:
@@ -117,10 +123,23 @@ def test_two_processes_report_exactly_the_metrics_of_one(tmp_path):
     """Train with 2 gloo processes; a single-process evaluation of that model must agree exactly."""
     recipe = write_recipe(tmp_path, epochs=6, samples=101)  # uneven last batch on purpose
     run = tmp_path / "run"
-    command = ["torchrun", "--nproc_per_node", "2", "-m", "nertool", "-q", "train", str(recipe), "-o", str(run)]
+    command = [
+        "torchrun",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "nertool",
+        "-q",
+        "train",
+        str(recipe),
+        "-o",
+        str(run),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["languages"]["de"]["test"]["f1"] > 0, "the model must predict entities for the check to bite"
+    assert metrics["languages"]["de"]["test"]["f1"] > 0, (
+        "the model must predict entities for the check to bite"
+    )
     single = evaluate_model(str(run), str(SAMPLE_DIR), ["de", "fr"], ["validation", "test"]).metrics
     assert single["languages"] == metrics["languages"]
