@@ -100,13 +100,19 @@ def train(
     """Fine-tune a token-classification model; writes model/, metrics.json and logs to the run folder."""
     from nertool import render
     from nertool.config import load_recipe
-    from nertool.workflows import train_run
+    from nertool.workflows import train_run, train_seeds
 
     with _errors():
         config = load_recipe(recipe, overrides or [])
         run_dir = _default_out(recipe, output)
-        result = train_run(config, run_dir, resume=resume, reporter=render.progress_reporter(_world_is_main()))
-        if _world_is_main():
+        reporter = render.progress_reporter(_world_is_main())
+        if config.train.seeds:
+            result = train_seeds(config, run_dir, resume=resume, reporter=reporter)
+        else:
+            result = train_run(config, run_dir, resume=resume, reporter=reporter)
+        if _world_is_main() and config.train.seeds:
+            render.print_seed_metrics(result.metrics, title=f"{run_dir} — F1 over seeds {config.train.seeds}")
+        elif _world_is_main():
             render.print_metrics(result.metrics, title=f"{run_dir} — test/validation F1")
 
 
@@ -119,14 +125,29 @@ def evaluate(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Report folder (metrics.json, predictions/).")] = None,
     file_format: Annotated[str, typer.Option("--format", help="Input format (auto, token_tag, panx, idx_token_tag, conll, jsonl).")] = "auto",
     strict_tags: Annotated[bool, typer.Option(help="Refuse orphan I- tags instead of repairing them.")] = False,
+    bootstrap: Annotated[
+        int, typer.Option(help="Resamples for 95% intervals of each F1 (0: none).", min=0)
+    ] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
+    errors: Annotated[
+        bool, typer.Option("--errors/--no-errors", help="Per-subword loss tables: errors.md/json.")
+    ] = True,
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="report.md, confusion matrices, heatmaps.")
+    ] = True,
 ) -> None:
-    """Score a trained model per language and split with seqeval (default and strict IOB2)."""
+    """Score a trained model per language and split with seqeval (default, strict IOB2), and explain it."""
     from nertool import render
+    from nertool.report import ReportOptions
     from nertool.workflows import evaluate_model
 
     with _errors():
-        result = evaluate_model(model, data, _split_list(languages), _split_list(split), output, file_format, strict_tags)
-        render.print_metrics(result.metrics, title=f"{model} on {data}")
+        options = ReportOptions(bootstrap=bootstrap, seed=seed, errors=errors, report=report)
+        result = evaluate_model(model, data, _split_list(languages), _split_list(split), output, file_format,
+                                strict_tags, options)
+        render.print_evaluation(result.metrics, title=f"{model} on {data}")
+        if output is not None and report:
+            render.console.print(f"report: {output / 'report.md'}")
 
 
 def _split_list(value: str) -> list[str]:
@@ -190,6 +211,89 @@ def predict(
                                     on_chunk=advance)
         if output not in (None, "-"):
             render.console.print(f"{summary.units} units, {summary.entities} entities -> {summary.output}")
+
+
+@app.command()
+def compare(
+    run_a: Annotated[str, typer.Argument(help="Run or model folder A.")],
+    run_b: Annotated[str, typer.Argument(help="Run or model folder B.")],
+    data: Annotated[str, typer.Option(help="Data SPEC both models are scored on (as for evaluate).")],
+    languages: Annotated[str, typer.Option(help="Comma-separated languages (default: all).")] = "",
+    split: Annotated[str, typer.Option(help="The split to score.")] = "test",
+    bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples.", min=1)] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="JSON file for the result.")] = None,
+    file_format: Annotated[str, typer.Option("--format", help="Input format.")] = "auto",
+) -> None:
+    """Is A's F1 really different from B's? A paired bootstrap test per language on the same sentences."""
+    from nertool import render
+    from nertool.workflows import compare_models
+
+    with _errors():
+        result = compare_models(
+            run_a, run_b, data, _split_list(languages), split, bootstrap, seed, output, file_format
+        )
+        render.print_comparison(result)
+
+
+@app.command()
+def transfer(
+    recipe: Annotated[Path, typer.Argument(help="Recipe TOML file with a transfer section (see recipes/).")],
+    output: OutDir = None,
+    overrides: Overrides = None,
+    keep_checkpoints: Annotated[bool, typer.Option(help="Keep each finished run's checkpoint/.")] = False,
+) -> None:
+    """Cross-lingual transfer: a model per training-language set, test F1 per language, sample-size curve."""
+    from nertool import render
+    from nertool.config import load_recipe
+    from nertool.transfer_run import run_transfer, summary_notes, summary_rows
+
+    with _errors():
+        config = load_recipe(recipe, overrides or [])
+        progress = render.transfer_progress(_world_is_main())
+        out = _default_out(recipe, output, "" if recipe.stem.endswith("transfer") else "-transfer")
+        result = run_transfer(config, out, progress, keep_checkpoints)
+        if _world_is_main():
+            title = f"test F1, rows = training languages ({result.table.selection})"
+            render.print_transfer(title, summary_rows(result.table), summary_notes(result))
+
+
+@app.command()
+def pretrain(
+    recipe: Annotated[Path, typer.Argument(help="Recipe TOML with a [pretrain] section (see recipes/).")],
+    output: OutDir = None,
+    overrides: Overrides = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the run folder's last checkpoint.")] = False,
+) -> None:
+    """Masked-LM (continued) pre-training on raw text; RUN_DIR/model/ then serves as model.name for train."""
+    from nertool import render
+    from nertool.config import load_recipe
+    from nertool.pretrain import pretrain_run
+
+    with _errors():
+        config = load_recipe(recipe, overrides or [])
+        run_dir = _default_out(recipe, output)
+        result = pretrain_run(config, run_dir, resume=resume, reporter=_pretrain_progress(_world_is_main()))
+        if _world_is_main():
+            rows = [{"step": r["step"], **r["eval"]} for r in result.history]
+            render.print_table(f"{run_dir} — held-out masked-LM loss", rows)
+            typer.echo(f"model: {run_dir / 'model'} (use it as model.name in a train recipe)")
+
+
+def _pretrain_progress(enabled: bool) -> Any:
+    """The training progress bar, printing held-out perplexity where ``train`` prints dev F1."""
+    from nertool import render
+
+    class PretrainProgress(render.ProgressReporter):
+        def log(self, record: dict[str, Any]) -> None:
+            if self.progress is not None and "eval" in record:
+                scores = record["eval"]
+                self.progress.console.print(
+                    f"step {record['step']}: held-out loss {scores['heldout_loss']:.4f}, "
+                    f"perplexity {scores['perplexity']:.1f}"
+                )
+
+    return PretrainProgress(enabled, description="pre-training")
 
 
 def main(argv: list[str] | None = None) -> Callable[..., Any] | None:

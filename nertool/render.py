@@ -110,3 +110,109 @@ def unit_progress(enabled: bool) -> Iterator[Callable[[int], None]]:
                   TextColumn("{task.completed} units"), TimeElapsedColumn(), console=Console(stderr=True)) as progress:
         task = progress.add_task("tagging", total=None)
         yield lambda n: progress.advance(task, n)
+
+
+def _interval(block: dict[str, Any], key: str = "f1_ci") -> str:
+    interval = block.get(key)
+    return f"{interval['low']:.3f}–{interval['high']:.3f}" if interval else ""
+
+
+def print_evaluation(metrics: dict[str, Any], title: str) -> None:
+    """Evaluation scores: micro F1 with its bootstrap interval (if any), macro/strict F1, token accuracy."""
+    table = Table(title=title)
+    columns = (
+        "language",
+        "split",
+        "f1",
+        "95% CI",
+        "macro_f1",
+        "strict_f1",
+        "precision",
+        "recall",
+        "token_acc",
+        "sentences",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("language", "split") else "right")
+    for language, splits in metrics.get("languages", {}).items():
+        for split, s in splits.items():
+            table.add_row(
+                language,
+                split,
+                _fmt(s["f1"]),
+                _interval(s),
+                _fmt(s.get("macro_f1")),
+                _fmt(s["strict_f1"]),
+                _fmt(s["precision"]),
+                _fmt(s["recall"]),
+                _fmt(s.get("token_accuracy")),
+                str(s["sentences"]),
+            )
+    console.print(table)
+
+
+def print_seed_metrics(metrics: dict[str, Any], title: str) -> None:
+    """Multi-seed runs: mean ± standard deviation of F1 and strict F1 per language and split."""
+    table = Table(title=title)
+    for column in ("language", "split", "f1 mean ± std", "strict_f1 mean ± std", "seeds", "sentences"):
+        table.add_column(column, justify="left" if column in ("language", "split") else "right")
+    for language, splits in metrics.get("languages", {}).items():
+        for split, s in splits.items():
+            table.add_row(
+                language,
+                split,
+                f"{s['f1_mean']:.3f} ± {s['f1_std']:.3f}",
+                f"{s['strict_f1_mean']:.3f} ± {s['strict_f1_std']:.3f}",
+                str(len(s["seeds"])),
+                str(s["sentences"]),
+            )
+    console.print(table)
+
+
+def print_comparison(result: dict[str, Any]) -> None:
+    """Paired bootstrap per language: F1 of A and B, their difference with its interval, the p-value."""
+    table = Table(title=f"A = {result['model_a']}  vs  B = {result['model_b']}  ({result['n']} resamples)")
+    for column in ("language", "split", "sentences", "f1 A", "f1 B", "A − B", "95% CI", "p-value"):
+        table.add_column(column, justify="left" if column in ("language", "split") else "right")
+    for language, splits in result["languages"].items():
+        for split, s in splits.items():
+            table.add_row(
+                language,
+                split,
+                str(s["sentences"]),
+                _fmt(s["f1_a"]),
+                _fmt(s["f1_b"]),
+                f"{s['delta']:+.3f}",
+                f"{s['low']:+.3f} – {s['high']:+.3f}",
+                f"{s['p_value']:.3f}",
+            )
+    console.print(table)
+
+
+_TRANSFER_VERBS = {"train": "training", "resume": "resuming its checkpoint", "reuse": "done earlier, reused"}
+
+
+class TransferProgress:
+    """One line per run of a transfer (``[2/6] de+fr: training``), then that run's training bar."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+
+    def __call__(self, event: Any) -> ProgressReporter | None:
+        if not self.enabled:
+            return None
+        verb = _TRANSFER_VERBS.get(event.status, event.status)
+        line = f"[{event.index}/{event.total}] {event.name}: {verb} ({event.run_dir})"
+        Console(stderr=True).print(line, markup=False, highlight=False)
+        return None if event.status == "reuse" else ProgressReporter(True, description=event.name)
+
+
+def transfer_progress(enabled: bool) -> TransferProgress:
+    return TransferProgress(enabled)
+
+
+def print_transfer(title: str, rows: list[dict[str, Any]], notes: list[str]) -> None:
+    """The headline transfer table, then one line per note (other selections, crossover, files)."""
+    print_table(title, rows)
+    for note in notes:
+        console.print(note, markup=False, highlight=False)
