@@ -45,7 +45,7 @@ from nertool.report import (
     write_errors,
     write_report,
 )
-from nertool.train import Loop, LoopSettings, Reporter, SilentReporter
+from nertool.train import Loop, LoopSettings, Reporter, SilentReporter, make_accelerator
 
 log = logging.getLogger("nertool")
 
@@ -131,20 +131,40 @@ def _check_eval_labels(label_map: LabelMap, splits: dict[str, list[Sentence]], c
 # ------------------------------------------------------------------ model and features
 
 
-def build_model(recipe: Recipe, label_map: LabelMap, train: dict[str, list[Sentence]]) -> tuple[Any, Any]:
-    """(model, tokenizer): scratch ones trained on the run's own text, or loaded ones."""
+def build_tokenizer(recipe: Recipe, train: dict[str, list[Sentence]]) -> Any:
+    """The run's tokenizer: a Unigram one trained on the training text, or the model's own."""
     spec = recipe.model
     if is_scratch(spec.name):
-        size = scratch_size(spec.name)
         texts = (" ".join(s.tokens) for sentences in train.values() for s in sentences)
-        tokenizer = train_tokenizer(texts, min(spec.vocab_size, size.vocab))
-        model = scratch_classifier(size, len(tokenizer), spec.max_length, label_map)
+        return train_tokenizer(texts, min(spec.vocab_size, scratch_size(spec.name).vocab))
+    return load_tokenizer(spec.name, spec.revision, spec.trust_remote_code)
+
+
+def build_model(
+    recipe: Recipe, label_map: LabelMap, train: dict[str, list[Sentence]], tokenizer: Any = None
+) -> tuple[Any, Any]:
+    """(model, tokenizer): a scratch model sized to the tokenizer, or a loaded one with a new head."""
+    spec = recipe.model
+    tokenizer = tokenizer if tokenizer is not None else build_tokenizer(recipe, train)
+    if is_scratch(spec.name):
+        model = scratch_classifier(scratch_size(spec.name), len(tokenizer), spec.max_length, label_map)
     else:
-        tokenizer = load_tokenizer(spec.name, spec.revision, spec.trust_remote_code)
         model = token_classifier(spec.name, label_map, spec.revision, spec.trust_remote_code)
     if spec.freeze_embeddings:
         freeze_embeddings(model)
     return model, tokenizer
+
+
+def run_tokenizer(recipe: Recipe, data: TrainingData, folder: Path, resume: bool, accelerator: Any) -> Any:
+    """One tokenizer for every process and for a resumed run: built once, saved, loaded by all.
+
+    Unigram training is not bit-for-bit repeatable, so a resumed scratch run (or a second
+    process) must read the vocabulary its checkpoint was trained with, not train a new one.
+    """
+    if not (resume and (folder / "tokenizer.json").is_file()) and accelerator.is_main_process:
+        build_tokenizer(recipe, data.train).save_pretrained(folder)
+    accelerator.wait_for_everyone()
+    return load_tokenizer(str(folder))
 
 
 def encode_training(
@@ -259,22 +279,23 @@ def _best_saver(tokenizer: Any, run_dir: Path, accelerator: Any) -> Any:
 
 
 def train_run(
-    recipe: Recipe, run_dir: Path, resume: bool = False, reporter: Reporter | None = None, seed: int | None = None,
-    track_test: bool = False,
+    recipe: Recipe, run_dir: Path, resume: bool = False, reporter: Reporter | None = None,
+    seed: int | None = None, track_test: bool = False,
 ) -> RunResult:
     """Fine-tune on the recipe's data, keep the best dev model, score it, write the run folder."""
     from accelerate.utils import set_seed
 
     run_dir.mkdir(parents=True, exist_ok=True)
     data = load_training_data(recipe)
-    set_seed(recipe.seed if seed is None else seed)  # the new head (or scratch model) starts seeded
-    model, tokenizer = build_model(recipe, data.label_map, data.train)
+    settings = loop_settings(recipe, seed)
+    accelerator = make_accelerator(settings)
+    tokenizer = run_tokenizer(recipe, data, run_dir / "checkpoint" / "tokenizer", resume, accelerator)
+    set_seed(settings.seed)  # the new head (or scratch model) starts seeded
+    model, tokenizer = build_model(recipe, data.label_map, data.train, tokenizer)
     max_length = min(recipe.model.max_length, model_max_length(model, tokenizer))
     train_sentences = [s for sentences in data.train.values() for s in sentences]
     features = encode_training(tokenizer, train_sentences, data.label_map, max_length, recipe.model.label_strategy)
-    settings = loop_settings(recipe, seed)
-    loop = Loop(model, features, settings, run_dir / "checkpoint", reporter=None)
-    accelerator = loop.accelerator
+    loop = Loop(model, features, settings, run_dir / "checkpoint", reporter=None, accelerator=accelerator)
     main = accelerator.is_main_process
     loop.reporter = FileLogReporter(run_dir / "train_log.jsonl", reporter or SilentReporter(), main)
     loop.score = _dev_scorer(data, tokenizer, recipe, accelerator, track_test) if data.dev else None
