@@ -188,7 +188,7 @@ def load_corpus(
             report = ReadReport(str(ref.path))
             sentences = list(read_sentences(ref.path, file_format, strict_tags, report))
             corpus.reports.append(report)
-            _log_repairs(report)
+            log_repairs(report)
         else:
             sentences = read_hub_split(ref, hub_loader)
         corpus.splits.setdefault(ref.language, {})[ref.split] = sentences
@@ -196,7 +196,7 @@ def load_corpus(
     return corpus
 
 
-def _log_repairs(report: ReadReport) -> None:
+def log_repairs(report: ReadReport) -> None:
     if report.repaired_tags:
         log.warning(
             "%s:%s: repaired %d orphan I- tag(s) to B- (IOB1 or annotation slips); "

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nertool.align import word_pieces
-from nertool.data import SPLITS, SplitRef, locate, read_hub_split
+from nertool.data import SPLITS, SplitRef, locate, log_repairs, read_hub_split
 from nertool.formats import ReadReport, Sentence, read_sentences
 from nertool.labels import OUTSIDE, tags_to_spans
 
@@ -94,6 +94,7 @@ def inspect_source(
         stats, report = SplitStats(), ReadReport(ref.describe())
         for sentence in _stream(ref, file_format, report):
             stats.add(sentence)
+        log_repairs(report)
         rows.append(stats.row(ref, report if ref.path is not None else None))
         audit_text.setdefault(ref.language, stats.kept)
     result: dict[str, Any] = {"source": spec, "splits": rows}

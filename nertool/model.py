@@ -60,7 +60,7 @@ def resolve_model_dir(name: str) -> str:
     path = Path(name)
     if (path / "model" / "config.json").is_file():
         return str(path / "model")
-    if path.exists() and not (path / "config.json").is_file():
+    if path.exists() and not any((path / name).is_file() for name in ("config.json", "tokenizer.json")):
         raise ModelError(f"{path}: no config.json here or in {path}/model; give a run folder or a model folder")
     if not path.exists() and (name.startswith((".", "/")) or name.count("/") > 1):
         raise ModelError(f"{path}: model folder not found; check the path (or give a hub id)")
@@ -70,7 +70,7 @@ def resolve_model_dir(name: str) -> str:
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
     """A Unigram tokenizer trained on ``texts``, wrapped as XLM-R's fast tokenizer."""
     from tokenizers import SentencePieceUnigramTokenizer
-    from transformers import XLMRobertaTokenizerFast
+    from transformers import XLMRobertaTokenizerFast  # type: ignore[attr-defined]  # lazy alias in 5.x
 
     unigram = SentencePieceUnigramTokenizer()
     unigram.train_from_iterator(
@@ -79,7 +79,11 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
     with tempfile.TemporaryDirectory() as tmp:
         file = Path(tmp) / "tokenizer.json"
         unigram.save(str(file))
-        return XLMRobertaTokenizerFast(tokenizer_file=str(file))
+        built = XLMRobertaTokenizerFast(tokenizer_file=str(file))
+        # Round-trip through save_pretrained: what a run trains with is then exactly what its
+        # saved model folder loads (transformers 5 rebuilds parts of the pipeline on load).
+        built.save_pretrained(Path(tmp) / "saved")
+        return load_tokenizer(str(Path(tmp) / "saved"))
 
 
 def scratch_config(size: ScratchSize, vocab_size: int, max_length: int) -> Any:
@@ -143,6 +147,31 @@ def scratch_classifier(size: ScratchSize, vocab_size: int, max_length: int, labe
     config.id2label = label_map.id2label
     config.label2id = label_map.label2id
     return XLMRobertaForTokenClassification(config)
+
+
+def masked_lm(name: str, revision: str | None = None, trust_remote_code: bool = False) -> Any:
+    """A masked-LM model for continued pre-training: a hub id, a model folder or a run folder.
+
+    A fine-tuned token classifier loads too (its encoder is kept, the LM head starts new).
+    """
+    from transformers import AutoModelForMaskedLM
+
+    try:
+        return AutoModelForMaskedLM.from_pretrained(
+            resolve_model_dir(name),
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+            use_safetensors=True,
+        )
+    except (OSError, ValueError) as error:
+        raise ModelError(f"cannot load a masked-LM model from {name!r}: {_first_line(error)}") from None
+
+
+def scratch_masked_lm(size: ScratchSize, vocab_size: int, max_length: int) -> Any:
+    """A randomly initialised XLM-R with its LM head, for pre-training from nothing."""
+    from transformers import XLMRobertaForMaskedLM
+
+    return XLMRobertaForMaskedLM(scratch_config(size, vocab_size, max_length))
 
 
 def load_trained(path: str | Path) -> tuple[Any, Any, LabelMap]:
