@@ -246,7 +246,8 @@ def transfer(
     """Cross-lingual transfer: a model per training-language set, test F1 per language, sample-size curve."""
     from nertool import render
     from nertool.config import load_recipe
-    from nertool.transfer_run import run_transfer, summary_notes, summary_rows
+    from nertool.transfer_report import summary_notes, summary_rows
+    from nertool.transfer_run import run_transfer
 
     with _errors():
         config = load_recipe(recipe, overrides or [])

@@ -30,8 +30,8 @@ from nertool.align import (
     merge_word_values,
     word_pieces,
 )
-from nertool.analysis import LossRecord
 from nertool.batching import collate, token_budget_batches
+from nertool.error_analysis import LossRecord
 from nertool.formats import Sentence
 from nertool.inference import model_max_length
 from nertool.labels import OUTSIDE, LabelMap

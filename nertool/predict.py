@@ -20,7 +20,8 @@ import torch
 from nertool.inference import model_max_length, predict_features, sentence_features, tags_of
 from nertool.labels import LabelMap
 from nertool.model import load_trained
-from nertool.predict_io import Entity, TaggedUnit, Unit, iter_units, open_writer, tag_unit, unit_from_text
+from nertool.predict_io import Entity, TaggedUnit, Unit, iter_units, tag_unit, unit_from_text
+from nertool.predict_writers import open_writer
 
 CHUNK_UNITS = 2048
 

@@ -1,4 +1,4 @@
-"""What ``nertool predict`` reads and writes: input units with character offsets, tagged output.
+"""What ``nertool predict`` reads: input units with character offsets, and the tagged-unit records.
 
 The model side (batching, windows) only ever sees ``Unit`` records and hands back one tag and one
 score per word; everything about files lives here, so that inference can be tested without files
@@ -32,9 +32,7 @@ Unit ids are ``"<source>:<line>"``: the file name as given (or as found under a 
 standard input) and the 1-based line where the unit starts. They are stable across runs and unique,
 because each input may be named only once.
 
-Writing (``open_writer``) is atomic for files: output goes to a temporary file in the target's
-folder and replaces the target only when the ``with`` block ends without an exception, so a
-crashed or interrupted run never leaves a truncated prediction file behind.
+Writing the tagged units (JSONL, CoNLL, spans TSV; atomically) is ``nertool.predict_writers``.
 """
 
 from __future__ import annotations
@@ -43,13 +41,11 @@ import codecs
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from types import TracebackType
-from typing import BinaryIO, Literal, TextIO
+from typing import BinaryIO, Literal
 
 from nertool.errors import DataError
 from nertool.labels import Span, tags_to_spans
@@ -57,13 +53,10 @@ from nertool.textsplit import split_words
 
 InputFormat = Literal["auto", "text", "conll", "jsonl"]
 TextMode = Literal["line", "file", "paragraph"]
-OutputFormat = Literal["jsonl", "conll", "spans-tsv"]
 INPUT_FORMATS: tuple[str, ...] = ("auto", "text", "conll", "jsonl")
 TEXT_MODES: tuple[str, ...] = ("line", "file", "paragraph")
-OUTPUT_FORMATS: tuple[str, ...] = ("jsonl", "conll", "spans-tsv")
 STDIN = "-"
 DEFAULT_EXTENSIONS: tuple[str, ...] = (".txt", ".conll", ".conllu", ".tsv", ".iob", ".jsonl")
-SPANS_TSV_HEADER = "id\tstart\tend\tlabel\ttext\n"
 _CONLL_EXTENSIONS = (".conll", ".conllu", ".tsv", ".iob")
 _DOCSTART = "-DOCSTART-"
 _BOM = "\ufeff"
@@ -167,8 +160,8 @@ def iter_units(
     Arguments and paths are checked now, so a typo fails before any model is loaded; the files
     themselves are read lazily as the returned iterator is consumed.
     """
-    _check_choice("input format", input_format, INPUT_FORMATS)
-    _check_choice("text mode", text_mode, TEXT_MODES)
+    check_choice("input format", input_format, INPUT_FORMATS)
+    check_choice("text mode", text_mode, TEXT_MODES)
     _check_encoding(encoding)
     sources = expand_inputs(paths, extensions)
     return chain.from_iterable(_source_units(source, input_format, text_mode, encoding) for source in sources)
@@ -220,7 +213,8 @@ def _check_unique(sources: list[str]) -> None:
         seen[key] = source
 
 
-def _check_choice(what: str, value: str, choices: Sequence[str]) -> None:
+def check_choice(what: str, value: str, choices: Sequence[str]) -> None:
+    """Reject an unknown option value up front, naming the choices (readers and writers share it)."""
     if value not in choices:
         raise DataError(f"unknown {what} {value!r}; use one of {', '.join(choices)}")
 
@@ -392,131 +386,3 @@ def _checked_tokens(tokens: object, source: str, number: int) -> list[str]:
     ):
         return tokens
     raise DataError('"tokens" must be a list of non-empty strings without tabs or line ends', source, number)
-
-
-# ---------------------------------------------------------------- writing
-
-
-def render_jsonl(tagged: TaggedUnit) -> str:
-    """One JSON line; U+2028/U+2029/U+0085 are escaped so line-splitting readers stay in step."""
-    unit = tagged.unit
-    record = {
-        "id": unit.id,
-        "text": unit.text,
-        "tokens": list(unit.words),
-        "tags": list(tagged.tags),
-        "entities": [
-            {"start": e.start, "end": e.end, "label": e.label, "text": e.text, "score": e.score}
-            for e in tagged.entities
-        ],
-    }
-    line = json.dumps(record, ensure_ascii=False)
-    return line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\x85", "\\u0085") + "\n"
-
-
-def render_conll(tagged: TaggedUnit) -> str:
-    """``token<TAB>tag`` lines and a blank line (an empty unit is just the blank line)."""
-    return (
-        "".join(f"{word}\t{tag}\n" for word, tag in zip(tagged.unit.words, tagged.tags, strict=True)) + "\n"
-    )
-
-
-def render_spans_tsv(tagged: TaggedUnit) -> str:
-    """One line per entity under ``SPANS_TSV_HEADER``; tabs and line ends in fields are escaped."""
-    unit_id = _tsv_field(tagged.unit.id)
-    return "".join(
-        f"{unit_id}\t{e.start}\t{e.end}\t{e.label}\t{_tsv_field(e.text)}\n" for e in tagged.entities
-    )
-
-
-def _tsv_field(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-_RENDERERS = {"jsonl": render_jsonl, "conll": render_conll, "spans-tsv": render_spans_tsv}
-_HEADERS = {"spans-tsv": SPANS_TSV_HEADER}
-
-
-class PredictionWriter:
-    """Context manager writing tagged units to a file (atomically) or to stdout (``-``/None)."""
-
-    def __init__(self, path: str | None, output_format: OutputFormat):
-        _check_choice("output format", output_format, OUTPUT_FORMATS)
-        self.path = None if path in (None, STDIN) else Path(path)
-        self.output_format = output_format
-        self.units_written = 0
-        self.entities_written = 0
-        self._render = _RENDERERS[output_format]
-        self._stream: TextIO | None = None
-        self._temp: Path | None = None
-
-    def __enter__(self) -> PredictionWriter:
-        if self.path is None:
-            self._stream = sys.stdout
-        else:
-            self._stream, self._temp = _open_temp(self.path)
-        self._emit(_HEADERS.get(self.output_format, ""))
-        return self
-
-    def write(self, tagged: TaggedUnit) -> None:
-        """Append one unit; the file appears at its path only when the ``with`` block ends cleanly."""
-        self._emit(self._render(tagged))
-        self.units_written += 1
-        self.entities_written += len(tagged.entities)
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._temp is None:
-            sys.stdout.flush()
-        elif exc_type is None:
-            self._commit()
-        else:
-            self._discard()
-
-    def _emit(self, text: str) -> None:
-        if self._stream is None:
-            raise RuntimeError("PredictionWriter used outside its with block")
-        try:
-            self._stream.write(text)
-        except OSError as error:
-            raise DataError(f"cannot write: {error.strerror}", self.path or STDIN) from None
-
-    def _commit(self) -> None:
-        assert self._stream is not None and self._temp is not None and self.path is not None
-        try:
-            self._stream.close()
-            os.chmod(self._temp, 0o666 & ~_umask())
-            os.replace(self._temp, self.path)
-        except OSError as error:
-            self._discard()
-            raise DataError(f"cannot write: {error.strerror}", self.path) from None
-
-    def _discard(self) -> None:
-        assert self._stream is not None and self._temp is not None
-        self._stream.close()
-        self._temp.unlink(missing_ok=True)
-
-
-def open_writer(path: str | None, output_format: OutputFormat) -> PredictionWriter:
-    """A writer for ``with`` blocks: ``with open_writer("out.jsonl", "jsonl") as out: out.write(t)``."""
-    return PredictionWriter(path, output_format)
-
-
-def _open_temp(target: Path) -> tuple[TextIO, Path]:
-    """A temporary file beside ``target`` (same folder, so the final rename is atomic)."""
-    if target.is_dir():
-        raise DataError("is a folder; give a file name for the output", target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    except OSError as error:
-        raise DataError(f"cannot create the output: {error.strerror}", target) from None
-    return os.fdopen(handle, "w", encoding="utf-8", newline="\n"), Path(name)
-
-
-def _umask() -> int:
-    """The process umask (read by setting and restoring it): gives the output normal permissions."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -17,17 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from nertool.analysis import (
-    LossRecord,
-    bootstrap_f1,
-    error_report,
     label_stats,
-    paired_bootstrap,
-    render_errors_markdown,
     scoring_table,
     span_confusion,
     span_type_confusion,
     word_confusion,
 )
+from nertool.bootstrap import bootstrap_f1, paired_bootstrap
+from nertool.error_analysis import LossRecord, error_report, render_errors_markdown
 from nertool.evaluate import SplitEvaluation
 from nertool.files import write_json, write_text
 from nertool.plots import Normalize, plot_confusion
@@ -154,7 +151,7 @@ def convention_rows(evaluations: Sequence[SplitEvaluation]) -> list[dict[str, An
 
 
 def error_reports(records: Mapping[str, Sequence[LossRecord]], options: ReportOptions) -> dict[str, Any]:
-    """``analysis.error_report`` per split name."""
+    """``error_analysis.error_report`` per split name."""
     return {
         name: error_report(split_records, options.top_tokens, options.worst_sentences, options.min_count)
         for name, split_records in records.items()
@@ -344,7 +341,7 @@ def render_report_markdown(document: Mapping[str, Any], images: Mapping[str, Seq
 
 
 def render_all_errors_markdown(errors: Mapping[str, Any]) -> str:
-    """``errors.md``: a section per split holding ``analysis.render_errors_markdown`` one level down."""
+    """``errors.md``: a section per split holding ``error_analysis.render_errors_markdown`` one level down."""
     parts = [
         _section(
             f"## {name}",

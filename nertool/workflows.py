@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from nertool.align import Feature, build_features, word_pieces
-from nertool.analysis import LossRecord
 from nertool.config import Recipe, dump_recipe
 from nertool.data import Corpus, load_corpus, plan_sample, sample_sentences
+from nertool.error_analysis import LossRecord
 from nertool.errors import DataError, LabelError
 from nertool.evaluate import SplitEvaluation, evaluate_split, mean_f1, metrics_document, predictions_conll
 from nertool.files import append_jsonl, replace_folder, write_json, write_text

@@ -14,24 +14,23 @@ from seqeval.scheme import IOB2
 
 from nertool.analysis import (
     ConfusionMatrix,
-    LossRecord,
-    bootstrap_f1,
     check_shapes,
-    error_report,
-    f1_from_counts,
     label_order,
     label_stats,
-    loss_per_label,
-    paired_bootstrap,
     partial_scores,
-    render_errors_markdown,
     score_block,
     scoring_table,
     span_confusion,
-    span_counts,
     span_type_confusion,
-    top_tokens,
     word_confusion,
+)
+from nertool.bootstrap import bootstrap_f1, f1_from_counts, paired_bootstrap, span_counts
+from nertool.error_analysis import (
+    LossRecord,
+    error_report,
+    loss_per_label,
+    render_errors_markdown,
+    top_tokens,
     worst_sentences,
 )
 from nertool.errors import LabelError

@@ -11,18 +11,17 @@ import pytest
 
 from nertool.errors import DataError
 from nertool.predict_io import (
-    SPANS_TSV_HEADER,
     Entity,
     Unit,
     entities_for,
     expand_inputs,
     format_of,
     iter_units,
-    open_writer,
     tag_unit,
     unit_from_text,
     unit_from_tokens,
 )
+from nertool.predict_writers import SPANS_TSV_HEADER, open_writer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -13,19 +13,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from nertool import transfer_run
+from nertool import transfer_plan, transfer_run
 from nertool.cli import app
 from nertool.config import build_recipe, dump_recipe, load_recipe
 from nertool.data import load_corpus
 from nertool.errors import ConfigError
 from nertool.transfer import crossover, expand_sources
+from nertool.transfer_plan import PlannedRun, plan_curve, plan_runs, run_recipe
 from nertool.transfer_run import (
-    PlannedRun,
     RunEvent,
-    plan_curve,
-    plan_runs,
     read_eval_history,
-    run_recipe,
     run_status,
     run_transfer,
     source_dev_record,
@@ -312,7 +309,7 @@ def test_bad_transfer_recipes_fail_before_any_training(tmp_path, monkeypatch, tr
 )
 def test_shipped_transfer_recipes_plan(tmp_path, name, runs, curve):
     recipe = load_recipe(RECIPES / name)
-    settings = transfer_run.expand_settings(recipe)
+    settings = transfer_plan.expand_settings(recipe)
     assert len(plan_runs(recipe, settings, tmp_path)) == runs
     assert len(plan_curve(recipe, tmp_path) if recipe.transfer.sample_sizes else []) == curve
 
