@@ -1,0 +1,602 @@
+"""Masked-language-model (continued) pre-training: text → documents → packed blocks → the shared loop.
+
+An encoder that has read the target languages learns NER from far fewer labelled sentences, so
+``nertool pretrain`` runs the MLM objective (``mlm.mask_tokens``: 15%, 80/10/10, optionally whole
+words) through the same ``train.Loop`` and run-folder layout as ``train``.
+
+Text (``[pretrain] text``, a list of sources; empty means ``[data] source``):
+
+- a corpus the data readers understand (``sample``, a folder ``<dir>/<lang>/<split>.<ext>``,
+  ``hub:NAME[:CONFIG]``, a ``.tsv``/``.conll``/``.jsonl`` file, or a ``.txt`` file whose lines end
+  in IOB tags): the words of its ``train`` and ``validation`` splits, tags ignored. Never ``test``:
+  fine-tuned models are scored there.
+- raw text: a file or a folder of ``*.txt`` files, one document a line, cut into words by
+  ``textsplit.split_words`` (the rule ``predict`` uses). ``{lang}`` in the path gives one source per
+  language of ``[pretrain] languages``; otherwise the text is ``und`` (or the only language listed).
+
+Mixing: a seeded ``heldout_fraction`` of each language's documents is set aside first (for held-out
+loss and perplexity; never trained on). Language shares p_i ∝ n_i^(1/T) (``sampling_temperature``)
+or fixed ``fractions`` then split ``max_sentences`` (default: all training documents); a language
+whose share exceeds what it has repeats its documents, as XLM-R up-samples small languages.
+
+Masks are deterministic: the collator masks each block, at its own unpadded length, with a
+``torch.Generator`` seeded from (seed, epoch, block index). A block's mask therefore depends on
+nothing else — not batch size, padding, batch order, process count or skipped batches — so
+``--resume`` replays the masks of an uninterrupted run exactly, while each epoch still gets fresh
+masks (RoBERTa's dynamic masking). Held-out blocks use epoch -1: the same masks at every evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nertool.align import word_pieces
+from nertool.config import PretrainConfig, Recipe, dump_recipe
+from nertool.data import UNDETERMINED, folder_languages, is_hub_spec, load_corpus
+from nertool.errors import ConfigError, DataError
+from nertool.files import append_jsonl, replace_folder, write_json, write_text
+from nertool.inference import model_max_length
+from nertool.mlm import IGNORE_INDEX, PackedBlock, collate_blocks, mask_tokens, pack_documents
+from nertool.model import (
+    is_scratch,
+    load_tokenizer,
+    masked_lm,
+    save_model,
+    scratch_masked_lm,
+    scratch_size,
+    train_tokenizer,
+)
+from nertool.sampling import choose_indices, temperature_probs
+from nertool.textsplit import split_words
+from nertool.train import Loop, LoopSettings, Reporter, ScoreFn, SilentReporter, make_accelerator
+
+log = logging.getLogger("nertool")
+
+Words = tuple[str, ...]
+HELDOUT_EPOCH = -1
+_SAMPLE_DIR = Path(__file__).parent / "resources" / "sample"
+_TAGGED_SUFFIXES = {".tsv", ".conll", ".conllu", ".iob", ".iob2", ".bio", ".jsonl"}
+_TAG = re.compile(r"^(O|[BIES]-\S+)$")
+_CORPUS_SPLITS = ("train", "validation")
+# ------------------------------------------------------------------ text sources
+
+
+@dataclass(frozen=True)
+class TextSource:
+    """Documents (word tuples, in source order) per language, and where each language's came from."""
+
+    documents: dict[str, list[Words]]
+    sources: dict[str, list[str]]
+
+
+def read_text_sources(entries: Sequence[str], languages: Sequence[str]) -> TextSource:
+    """Every document of every source, grouped by language."""
+    documents: dict[str, list[Words]] = {}
+    sources: dict[str, list[str]] = {}
+    for entry in entries:
+        for language, where, docs in _read_entry(entry, languages):
+            documents.setdefault(language, []).extend(docs)
+            sources.setdefault(language, []).append(where)
+    if not any(documents.values()):
+        raise DataError(f"no words in the pre-training text {', '.join(entries)}; check pretrain.text")
+    return TextSource(documents, sources)
+
+
+def _read_entry(entry: str, languages: Sequence[str]) -> Iterator[tuple[str, str, list[Words]]]:
+    if "{lang}" in entry:
+        if not languages:
+            raise ConfigError(
+                f"pretrain.text {entry!r} holds {{lang}}: list the languages in pretrain.languages"
+            )
+        for language in languages:
+            path = Path(entry.replace("{lang}", language))
+            yield language, str(path), raw_documents(path)
+        return
+    source = str(_SAMPLE_DIR) if entry == "sample" else entry
+    if _is_corpus(source):
+        corpus = load_corpus(source, languages, _CORPUS_SPLITS)
+        for language in corpus.languages:
+            for split, sentences in corpus.splits[language].items():
+                yield language, corpus.sources[language][split], [s.tokens for s in sentences]
+    else:
+        language = languages[0] if len(languages) == 1 else UNDETERMINED
+        yield language, source, raw_documents(Path(source))
+
+
+def _is_corpus(source: str) -> bool:
+    path = Path(source)
+    if is_hub_spec(source):
+        return True
+    if path.is_dir():
+        return bool(folder_languages(path))
+    return path.suffix in _TAGGED_SUFFIXES or (path.is_file() and _looks_tagged(path))
+
+
+def _looks_tagged(path: Path, probe: int = 20) -> bool:
+    """A text file whose first lines all end in an IOB tag is a CoNLL-style corpus, not raw text."""
+    rows = []
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if line.strip() and not line.startswith("-DOCSTART-"):
+                rows.append(line.split())
+            if len(rows) >= probe:
+                break
+    return bool(rows) and all(len(row) >= 2 and _TAG.match(row[-1]) for row in rows)
+
+
+def raw_documents(path: Path) -> list[Words]:
+    """Documents of a raw text file, or of every ``*.txt`` under a folder (sorted): one a line."""
+    if not path.exists():
+        raise DataError(
+            "pre-training text not found; give a text file, a folder of .txt files or a corpus", path
+        )
+    files = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
+    if not files:
+        raise DataError(
+            "no .txt files in this folder; put the text in *.txt files, one document a line", path
+        )
+    return [doc for file in files for doc in _file_documents(file)]
+
+
+def _file_documents(path: Path) -> list[Words]:
+    documents = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    f"invalid UTF-8 ({error.reason}); re-save the file as UTF-8", path, number
+                ) from None
+            words = tuple(word.text for word in split_words(line))
+            if words:
+                documents.append(words)
+    return documents
+
+
+# ------------------------------------------------------------------ held-out slice and language mix
+
+
+@dataclass(frozen=True)
+class TextMix:
+    """Training documents in order, the held-out documents, and per-language counts."""
+
+    train: list[Words]
+    heldout: list[Words]
+    counts: dict[str, dict[str, int]]
+    method: str
+
+
+def mix_documents(text: TextSource, settings: PretrainConfig, seed: int) -> TextMix:
+    """Set the held-out slice aside, then sample (or repeat) each language to its share."""
+    train: dict[str, list[Words]] = {}
+    heldout: list[Words] = []
+    for language, docs in text.documents.items():
+        n_held = round(len(docs) * settings.heldout_fraction)
+        held = set(choose_indices(len(docs), n_held, seed, f"heldout/{language}"))
+        heldout += [doc for index, doc in enumerate(docs) if index in held]
+        train[language] = [doc for index, doc in enumerate(docs) if index not in held]
+    available = {language: len(docs) for language, docs in train.items()}
+    shares, method = language_shares(available, settings)
+    counts = round_counts(shares, settings.max_sentences or sum(available.values()))
+    mixed = [doc for language, docs in train.items() for doc in _take(docs, counts[language], seed, language)]
+    table = {
+        lang: {"documents": len(docs), "heldout": len(docs) - available[lang], "sampled": counts[lang]}
+        for lang, docs in text.documents.items()
+    }
+    return TextMix(mixed, heldout, table, method)
+
+
+def language_shares(available: Mapping[str, int], settings: PretrainConfig) -> tuple[dict[str, float], str]:
+    """p_i from fixed fractions (normalised), temperature smoothing, or corpus size (T = 1)."""
+    if settings.fractions:
+        unknown = sorted(set(settings.fractions) - set(available))
+        if unknown or sum(settings.fractions.values()) <= 0 or min(settings.fractions.values()) < 0:
+            raise ConfigError(
+                f"pretrain.fractions must be >= 0 and not all 0, over languages of the text "
+                f"({', '.join(available)}); unknown: {', '.join(unknown) or 'none'}"
+            )
+        norm = sum(settings.fractions.values())
+        return {lang: settings.fractions.get(lang, 0.0) / norm for lang in available}, "fractions"
+    temperature = settings.sampling_temperature or 1.0
+    return temperature_probs(available, temperature), f"temperature {temperature:g}"
+
+
+def round_counts(shares: Mapping[str, float], total: int) -> dict[str, int]:
+    """Largest-remainder rounding of ``total * share`` (may exceed a language's documents: repeats)."""
+    exact = {language: total * share for language, share in shares.items()}
+    counts = {language: math.floor(value) for language, value in exact.items()}
+    by_remainder = sorted(exact, key=lambda language: counts[language] - exact[language])
+    for language in by_remainder[: max(0, total - sum(counts.values()))]:
+        counts[language] += 1
+    return counts
+
+
+def _take(docs: Sequence[Words], count: int, seed: int, language: str) -> list[Words]:
+    """``count`` documents: whole passes over ``docs`` in order, then a seeded subset."""
+    if not docs:
+        return []
+    passes, rest = divmod(count, len(docs))
+    return [*docs] * passes + [docs[i] for i in choose_indices(len(docs), rest, seed, f"pretrain/{language}")]
+
+
+# ------------------------------------------------------------------ tokens, blocks and masks
+
+
+def pack_text(
+    tokenizer: Any, documents: Sequence[Words], block_size: int, cross: bool, whole_word: bool
+) -> list[PackedBlock]:
+    """Subword ids of each document, packed into blocks (with word ids for whole-word masking)."""
+    pieces = word_pieces(tokenizer, documents)
+    ids = [[piece for word in doc for piece in word] for doc in pieces]
+    words = [[n for n, word in enumerate(doc) for _ in word] for doc in pieces] if whole_word else None
+    bos, eos = tokenizer.cls_token_id, tokenizer.sep_token_id  # XLM-R: <s>, </s>; BERT: [CLS], [SEP]
+    return pack_documents(ids, block_size, bos, eos, cross, doc_word_ids=words, keep_remainder=True)
+
+
+@dataclass(frozen=True)
+class IndexedBlock:
+    """A block and its fixed index in the block list (the index seeds its masks)."""
+
+    index: int
+    block: PackedBlock
+
+    def __len__(self) -> int:
+        return len(self.block.input_ids)
+
+
+@dataclass(frozen=True)
+class MaskingSpec:
+    """Everything the collator needs to mask a block."""
+
+    mask_token_id: int
+    vocab_size: int
+    n_special: int
+    mlm_probability: float
+    pad_id: int
+    whole_word: bool
+    seed: int
+
+    def mask_args(self) -> dict[str, Any]:
+        """The keyword arguments of ``mlm.mask_tokens`` this spec fixes."""
+        names = ("mask_token_id", "vocab_size", "n_special", "mlm_probability")
+        return {name: getattr(self, name) for name in names}
+
+
+def masking_spec(tokenizer: Any, settings: PretrainConfig, seed: int) -> MaskingSpec:
+    """Random replacements skip the leading special ids (XLM-R: ``<s> <pad> </s> <unk>`` ...)."""
+    specials, n_special = set(tokenizer.all_special_ids), 0
+    while n_special in specials:
+        n_special += 1
+    if tokenizer.mask_token_id is None:
+        raise ConfigError("the tokenizer has no mask token; masked-LM pre-training needs one")
+    mask_id, pad_id, probability = (
+        tokenizer.mask_token_id,
+        tokenizer.pad_token_id or 0,
+        settings.mlm_probability,
+    )
+    return MaskingSpec(
+        mask_id, len(tokenizer), n_special, probability, pad_id, settings.whole_word_masking, seed
+    )
+
+
+def block_seed(seed: int, epoch: int, index: int) -> int:
+    """A stable 63-bit seed for one block in one epoch (SHA-256: no per-process salt)."""
+    digest = hashlib.sha256(f"{seed}\x00{epoch}\x00{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+class MaskingCollator:
+    """Masks each block with its own (seed, epoch, index) generator, then pads the batch."""
+
+    def __init__(self, spec: MaskingSpec, epoch: int = 0):
+        self.spec, self.epoch = spec, epoch
+
+    def mask_block(self, item: IndexedBlock) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.spec
+        single = collate_blocks([item.block], s.pad_id)  # (1, len) each
+        generator = torch.Generator().manual_seed(block_seed(s.seed, self.epoch, item.index))
+        word_ids = single.get("word_ids") if s.whole_word else None
+        ids, special = single["input_ids"], single["special_tokens_mask"]
+        inputs, labels = mask_tokens(ids, special, generator=generator, word_ids=word_ids, **s.mask_args())
+        return inputs[0], labels[0]
+
+    def __call__(self, items: Sequence[IndexedBlock]) -> dict[str, torch.Tensor]:
+        rows = [self.mask_block(item) for item in items]
+        shape = (len(rows), max(len(ids) for ids, _ in rows))
+        batch = {  # each (batch, seq)
+            "input_ids": torch.full(shape, self.spec.pad_id, dtype=torch.long),
+            "attention_mask": torch.zeros(shape, dtype=torch.long),
+            "labels": torch.full(shape, IGNORE_INDEX, dtype=torch.long),
+        }
+        for row, (ids, labels) in enumerate(rows):
+            batch["input_ids"][row, : len(ids)] = ids
+            batch["attention_mask"][row, : len(ids)] = 1
+            batch["labels"][row, : len(ids)] = labels
+        return batch
+
+
+# ------------------------------------------------------------------ model, held-out score, loop
+
+
+def mlm_tokenizer(
+    recipe: Recipe, documents: Sequence[Words], folder: Path, resume: bool, accelerator: Any
+) -> Any:
+    """The model's own tokenizer, or (scratch) one trained on the text by the main process, saved in
+    the checkpoint and loaded by every process and by ``--resume``: Unigram training is not
+    bit-for-bit repeatable, and the checkpoint's embeddings belong to one vocabulary."""
+    spec = recipe.model
+    if not is_scratch(spec.name):
+        return load_tokenizer(spec.name, spec.revision, spec.trust_remote_code)
+    if not (resume and (folder / "tokenizer.json").is_file()) and accelerator.is_main_process:
+        texts = (" ".join(doc) for doc in documents)
+        train_tokenizer(texts, min(spec.vocab_size, scratch_size(spec.name).vocab)).save_pretrained(folder)
+    accelerator.wait_for_everyone()
+    return load_tokenizer(str(folder))
+
+
+def build_mlm(recipe: Recipe, tokenizer: Any) -> Any:
+    """A scratch XLM-R sized to the tokenizer, or the named model (embeddings grown if needed)."""
+    spec, block_size = recipe.model, recipe.pretrain.block_size
+    if is_scratch(spec.name):
+        return scratch_masked_lm(scratch_size(spec.name), len(tokenizer), max(spec.max_length, block_size))
+    model = masked_lm(spec.name, spec.revision, spec.trust_remote_code)
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))
+    if block_size > model_max_length(model, tokenizer):
+        limit = model_max_length(model, tokenizer)
+        raise ConfigError(
+            f"pretrain.block_size {block_size} exceeds what {spec.name} accepts ({limit}); lower it"
+        )
+    return model
+
+
+class MaskedOnlyHead(torch.nn.Module):
+    """A masked LM whose LM head runs only where labels are set (~15% of positions).
+
+    The loss is the model's own (mean cross-entropy over labelled positions), but the projection
+    onto the vocabulary — for a 6 × 512 encoder with 32k pieces about as costly as the encoder, and
+    its largest activation — is computed for a seventh of the positions. ``lm_head`` is the
+    RoBERTa/XLM-R layout; other models run whole (see ``with_sparse_head``).
+    """
+
+    def __init__(self, model: Any):
+        super().__init__()
+        self.model, self.config = model, model.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> Any:
+        from transformers.modeling_outputs import MaskedLMOutput
+
+        encoded = self.model.base_model(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = encoded[0]  # (batch, seq, dim)
+        chosen = labels != IGNORE_INDEX  # (batch, seq)
+        logits = self.model.lm_head(hidden[chosen])  # (n_chosen, vocab)
+        return MaskedLMOutput(loss=torch.nn.functional.cross_entropy(logits.float(), labels[chosen]))
+
+
+def with_sparse_head(model: Any) -> Any:
+    return MaskedOnlyHead(model) if hasattr(model, "lm_head") and hasattr(model, "base_model") else model
+
+
+@torch.no_grad()
+def heldout_loss(
+    model: Any, items: Sequence[IndexedBlock], collator: MaskingCollator, batch_size: int
+) -> float:
+    """Mean cross-entropy per masked subword over the held-out blocks (fixed masks)."""
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for start in range(0, len(items), batch_size):
+        batch = {key: value.to(device) for key, value in collator(items[start : start + batch_size]).items()}
+        n = int((batch["labels"] != IGNORE_INDEX).sum())
+        if n:
+            total += float(model(**batch).loss) * n
+            count += n
+    return total / max(count, 1)
+
+
+def heldout_scorer(blocks: Sequence[PackedBlock], spec: MaskingSpec, batch_size: int) -> ScoreFn:
+    """The loop's score callback: minus held-out loss (higher is better), with loss and perplexity."""
+    collator = MaskingCollator(spec, epoch=HELDOUT_EPOCH)
+    items = [IndexedBlock(index, block) for index, block in enumerate(blocks)]
+
+    def score(model: Any) -> tuple[float, dict[str, Any]]:
+        loss = heldout_loss(model, items, collator, batch_size)
+        return -loss, {"heldout_loss": round(loss, 4), "perplexity": round(math.exp(min(loss, 50.0)), 3)}
+
+    return score
+
+
+class PretrainLoop(Loop):
+    """``train.Loop`` plus what pre-training needs from it: the epoch for the collator's masks,
+    held-out evaluation every ``eval_every`` optimisation steps (not per epoch), and a time budget
+    for the whole invocation (not per epoch) that ends with a held-out score and a checkpoint that
+    ``--resume`` continues from."""
+
+    def __init__(self, *args: Any, eval_every: int, **kwargs: Any):
+        self.eval_every, self.run_started = eval_every, 0.0
+        self.stopped_at: int | None = None
+        super().__init__(*args, **kwargs)
+
+    def _epoch_loader(self, epoch: int, skip: int) -> Any:
+        if isinstance(self.collator, MaskingCollator):
+            self.collator.epoch = epoch
+        return super()._epoch_loader(epoch, skip)
+
+    def _eval_points(self) -> set[int]:
+        n, period = self._local_batches(), self.eval_every * self.settings.gradient_accumulation_steps
+        return {batch for batch in range(n) if (self.state.epoch * n + batch + 1) % period == 0}
+
+    def _out_of_time(self, started: float) -> bool:
+        limit = self.settings.max_seconds
+        if limit is None or time.perf_counter() - self.run_started <= limit:
+            return False
+        self.stopped_at, self.state.step = self.state.step, self.total
+        return True
+
+    def run(self) -> Any:
+        self.run_started = time.perf_counter()
+        state = super().run()
+        if self.stopped_at is not None:
+            state.step = self.stopped_at
+            if not state.history or state.history[-1]["step"] != state.step:
+                self._evaluate()
+        return state
+
+
+def pretrain_settings(recipe: Recipe, batches_per_epoch: int, processes: int = 1) -> LoopSettings:
+    """Loop settings: ``[train]`` optimisation keys; steps, time and evaluations from ``[pretrain]``."""
+    t, p = recipe.train, recipe.pretrain
+    local = math.ceil(batches_per_epoch / processes)
+    steps = p.steps or math.ceil(local * t.epochs / t.gradient_accumulation_steps)
+    own = {"epochs", "max_steps", "max_seconds", "seed"}
+    shared = {f.name for f in fields(LoopSettings)} & set(type(t).model_fields) - own
+    return LoopSettings(
+        **{key: getattr(t, key) for key in shared},
+        epochs=float(steps * t.gradient_accumulation_steps) if p.steps else t.epochs,  # max_steps stops it
+        max_steps=steps,
+        max_seconds=p.max_minutes * 60 if p.max_minutes else None,
+        seed=recipe.seed,
+    )
+
+
+# ------------------------------------------------------------------ the workflow
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    """What a pre-training run produced: its folder, steps done, held-out history and data manifest."""
+
+    run_dir: Path
+    steps: int
+    history: list[dict[str, Any]]
+    manifest: dict[str, Any]
+
+
+class _LogFile:
+    """Appends every log record to ``train_log.jsonl`` (main process) and forwards it."""
+
+    def __init__(self, path: Path, inner: Reporter, enabled: bool):
+        self.path, self.inner, self.enabled = path, inner, enabled
+
+    def start(self, total_steps: int, done: int) -> None:
+        self.inner.start(total_steps, done)
+
+    def step(self, step: int, loss: float) -> None:
+        self.inner.step(step, loss)
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.enabled:
+            append_jsonl(self.path, record)
+        self.inner.log(record)
+
+    def finish(self) -> None:
+        self.inner.finish()
+
+
+def _manifest(
+    recipe: Recipe, text: TextSource, mix: TextMix, blocks: Sequence[PackedBlock], heldout: int
+) -> dict[str, Any]:
+    p = recipe.pretrain
+    return {
+        "sources": text.sources,
+        "languages": mix.counts,
+        "sampling": mix.method,
+        "seed": recipe.seed,
+        "blocks": len(blocks),
+        "heldout_blocks": heldout,
+        "tokens": sum(len(block.input_ids) for block in blocks),
+        "block_size": p.block_size,
+        "cross_documents": p.cross_documents,
+        "masks": "per block: a generator seeded by sha256(seed, epoch, block index); held-out: epoch -1",
+    }
+
+
+@dataclass(frozen=True)
+class PretrainData:
+    """The model, its tokenizer and the packed text a run trains and scores on."""
+
+    model: Any
+    tokenizer: Any
+    spec: MaskingSpec
+    blocks: list[PackedBlock]
+    heldout: list[PackedBlock]
+    manifest: dict[str, Any]
+
+
+def prepare(recipe: Recipe, run_dir: Path, resume: bool, accelerator: Any) -> PretrainData:
+    """Read and mix the text, build the tokenizer and model, pack the blocks."""
+    from accelerate.utils import set_seed
+
+    p = recipe.pretrain
+    text = read_text_sources(p.text or [recipe.data.source], p.languages)
+    mix = mix_documents(text, p, recipe.seed)
+    tokenizer = mlm_tokenizer(recipe, mix.train, run_dir / "checkpoint" / "tokenizer", resume, accelerator)
+    set_seed(recipe.seed)  # a scratch model's initial weights follow the seed
+    model = build_mlm(recipe, tokenizer)
+    blocks, heldout = (
+        pack_text(tokenizer, docs, p.block_size, p.cross_documents, p.whole_word_masking) if docs else []
+        for docs in (mix.train, mix.heldout)
+    )
+    manifest = _manifest(recipe, text, mix, blocks, len(heldout))
+    return PretrainData(model, tokenizer, masking_spec(tokenizer, p, recipe.seed), blocks, heldout, manifest)
+
+
+def pretrain_run(
+    recipe: Recipe, run_dir: Path, resume: bool = False, reporter: Reporter | None = None
+) -> PretrainResult:
+    """Pre-train (or continue pre-training) a masked LM; write ``model/``, logs, config and manifest."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    accelerator = make_accelerator(pretrain_settings(recipe, 1))  # needs only precision and accumulation
+    data = prepare(recipe, run_dir, resume, accelerator)
+    batches = math.ceil(len(data.blocks) / recipe.train.batch_size)
+    settings = pretrain_settings(recipe, batches, accelerator.num_processes)
+    items = [IndexedBlock(index, block) for index, block in enumerate(data.blocks)]
+    every = recipe.pretrain.eval_every or max(1, (settings.max_steps or 1) // 10)
+    collator, lengths = MaskingCollator(data.spec), [len(item) for item in items]
+    model = with_sparse_head(data.model)
+    loop = PretrainLoop(
+        model,
+        items,
+        settings,
+        run_dir / "checkpoint",
+        collator=collator,
+        lengths=lengths,
+        accelerator=accelerator,
+        eval_every=every,
+    )
+    main = accelerator.is_main_process
+    loop.reporter = _LogFile(run_dir / "train_log.jsonl", reporter or SilentReporter(), main)
+    loop.score = (
+        heldout_scorer(data.heldout, data.spec, recipe.train.eval_batch_size) if data.heldout else None
+    )
+    if main:
+        write_text(run_dir / "config.toml", dump_recipe(recipe))
+        write_json(run_dir / "data_manifest.json", data.manifest)
+    if resume and not loop.resume():
+        log.warning("no checkpoint in %s; starting from the beginning", run_dir / "checkpoint")
+    elif not resume and main and (run_dir / "train_log.jsonl").exists():
+        (run_dir / "train_log.jsonl").unlink()
+    state = loop.run()
+    _save_final(loop, data.tokenizer, run_dir)
+    return PretrainResult(run_dir, state.step, state.history, data.manifest)
+
+
+def _save_final(loop: Loop, tokenizer: Any, run_dir: Path) -> None:
+    """The last weights become ``model/`` (whole, or not at all)."""
+    loop.accelerator.wait_for_everyone()
+    if loop.accelerator.is_main_process:
+        tmp = run_dir / ".model.partial"
+        model = loop.accelerator.unwrap_model(loop.model)
+        save_model(model.model if isinstance(model, MaskedOnlyHead) else model, tokenizer, tmp)
+        replace_folder(tmp, run_dir / "model")
