@@ -44,7 +44,7 @@ from nertool.align import word_pieces
 from nertool.config import PretrainConfig, Recipe, dump_recipe
 from nertool.data import UNDETERMINED, folder_languages, is_hub_spec, load_corpus
 from nertool.errors import ConfigError, DataError
-from nertool.files import append_jsonl, replace_folder, write_json, write_text
+from nertool.files import replace_folder, write_json, write_text
 from nertool.inference import model_max_length
 from nertool.mlm import IGNORE_INDEX, PackedBlock, collate_blocks, mask_tokens, pack_documents
 from nertool.model import (
@@ -58,7 +58,16 @@ from nertool.model import (
 )
 from nertool.sampling import choose_indices, temperature_probs
 from nertool.textsplit import split_words
-from nertool.train import Loop, LoopSettings, Reporter, ScoreFn, SilentReporter, make_accelerator
+from nertool.train import (
+    JsonlLogReporter,
+    Loop,
+    LoopSettings,
+    Reporter,
+    ScoreFn,
+    SilentReporter,
+    make_accelerator,
+    trim_log,
+)
 
 log = logging.getLogger("nertool")
 
@@ -424,8 +433,7 @@ class PretrainLoop(Loop):
     ``--resume`` continues from."""
 
     def __init__(self, *args: Any, eval_every: int, **kwargs: Any):
-        self.eval_every, self.run_started = eval_every, 0.0
-        self.stopped_at: int | None = None
+        self.eval_every = eval_every
         super().__init__(*args, **kwargs)
 
     def _epoch_loader(self, epoch: int, skip: int) -> Any:
@@ -436,22 +444,6 @@ class PretrainLoop(Loop):
     def _eval_points(self) -> set[int]:
         n, period = self._local_batches(), self.eval_every * self.settings.gradient_accumulation_steps
         return {batch for batch in range(n) if (self.state.epoch * n + batch + 1) % period == 0}
-
-    def _out_of_time(self, started: float) -> bool:
-        limit = self.settings.max_seconds
-        if limit is None or time.perf_counter() - self.run_started <= limit:
-            return False
-        self.stopped_at, self.state.step = self.state.step, self.total
-        return True
-
-    def run(self) -> Any:
-        self.run_started = time.perf_counter()
-        state = super().run()
-        if self.stopped_at is not None:
-            state.step = self.stopped_at
-            if not state.history or state.history[-1]["step"] != state.step:
-                self._evaluate()
-        return state
 
 
 def pretrain_settings(recipe: Recipe, batches_per_epoch: int, processes: int = 1) -> LoopSettings:
@@ -481,27 +473,6 @@ class PretrainResult:
     steps: int
     history: list[dict[str, Any]]
     manifest: dict[str, Any]
-
-
-class _LogFile:
-    """Appends every log record to ``train_log.jsonl`` (main process) and forwards it."""
-
-    def __init__(self, path: Path, inner: Reporter, enabled: bool):
-        self.path, self.inner, self.enabled = path, inner, enabled
-
-    def start(self, total_steps: int, done: int) -> None:
-        self.inner.start(total_steps, done)
-
-    def step(self, step: int, loss: float) -> None:
-        self.inner.step(step, loss)
-
-    def log(self, record: dict[str, Any]) -> None:
-        if self.enabled:
-            append_jsonl(self.path, record)
-        self.inner.log(record)
-
-    def finish(self) -> None:
-        self.inner.finish()
 
 
 def _manifest(
@@ -576,17 +547,18 @@ def pretrain_run(
         eval_every=every,
     )
     main = accelerator.is_main_process
-    loop.reporter = _LogFile(run_dir / "train_log.jsonl", reporter or SilentReporter(), main)
+    loop.reporter = JsonlLogReporter(run_dir / "train_log.jsonl", reporter or SilentReporter(), main)
     loop.score = (
         heldout_scorer(data.heldout, data.spec, recipe.train.eval_batch_size) if data.heldout else None
     )
     if main:
         write_text(run_dir / "config.toml", dump_recipe(recipe))
         write_json(run_dir / "data_manifest.json", data.manifest)
-    if resume and not loop.resume():
+    resumed = resume and loop.resume()
+    if resume and not resumed:
         log.warning("no checkpoint in %s; starting from the beginning", run_dir / "checkpoint")
-    elif not resume and main and (run_dir / "train_log.jsonl").exists():
-        (run_dir / "train_log.jsonl").unlink()
+    if main:
+        trim_log(run_dir / "train_log.jsonl", loop.state.step if resumed else -1)
     state = loop.run()
     _save_final(loop, data.tokenizer, run_dir)
     return PretrainResult(run_dir, state.step, state.history, data.manifest)

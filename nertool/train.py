@@ -92,6 +92,42 @@ class SilentReporter:
         pass
 
 
+class JsonlLogReporter:
+    """Appends every log record to ``train_log.jsonl`` (main process only) and forwards all calls."""
+
+    def __init__(self, path: Path, inner: Reporter, enabled: bool = True):
+        self.path, self.inner, self.enabled = path, inner, enabled
+
+    def start(self, total_steps: int, done: int) -> None:
+        self.inner.start(total_steps, done)
+
+    def step(self, step: int, loss: float) -> None:
+        self.inner.step(step, loss)
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.enabled:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.inner.log(record)
+
+    def finish(self) -> None:
+        self.inner.finish()
+
+
+def trim_log(path: Path, last_step: int) -> None:
+    """Keep only log records up to the checkpoint a run resumes from (all of them go when -1)."""
+    if not path.exists():
+        return
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if last_step >= 0 and json.loads(line).get("step", 0) <= last_step
+    ]
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    tmp.replace(path)
+
+
 ScoreFn = Callable[[Any], tuple[float, dict[str, Any]]]
 BestFn = Callable[[Any], None]
 
@@ -168,6 +204,7 @@ class Loop:
         self.reporter = reporter or SilentReporter()
         self.accelerator = accelerator or make_accelerator(settings)
         self.state = LoopState()
+        self._run_started, self._timed_out = 0.0, False
         self.batches_per_epoch = math.ceil(len(features) / settings.batch_size)
         self.total = total_steps(self._local_batches(), settings)
         self._prepare(model)
@@ -219,6 +256,7 @@ class Loop:
             tmp.replace(self.checkpoint_dir / "loop_state.json")
 
     def run(self) -> LoopState:
+        self._run_started, self._timed_out = time.perf_counter(), False
         self.reporter.start(self.total, self.state.step)
         with stop_on_signals() as stop:
             while not self._finished():
@@ -234,7 +272,7 @@ class Loop:
             s.early_stopping_patience is not None
             and self.state.evals_without_gain >= s.early_stopping_patience
         )
-        return self.state.step >= self.total or patience_out
+        return self.state.step >= self.total or patience_out or self._timed_out
 
     def _eval_points(self) -> set[int]:
         """Batch indices (within an epoch) after which to evaluate."""
@@ -259,17 +297,20 @@ class Loop:
                 raise Interrupted(
                     f"interrupted; checkpoint saved in {self.checkpoint_dir}; rerun with --resume"
                 )
-            if self._finished() or self._out_of_time(started):
+            if self._finished() or self._out_of_time():
                 return
         self.state.epoch += 1
         self.state.batch_in_epoch = 0
 
-    def _out_of_time(self, started: float) -> bool:
+    def _out_of_time(self) -> bool:
+        """Past ``max_seconds`` since ``run`` started: evaluate and checkpoint (once), then stop."""
         limit = self.settings.max_seconds
-        if limit is not None and time.perf_counter() - started > limit:
-            self.state.step = self.total
-            return True
-        return False
+        if limit is None or time.perf_counter() - self._run_started <= limit:
+            return False
+        if not self.state.history or self.state.history[-1]["step"] != self.state.step:
+            self._evaluate()
+        self._timed_out = True
+        return True
 
     def _train_step(self, batch: dict[str, Any]) -> float:
         """One micro-batch under ``accumulate``; a non-finite loss skips the update."""

@@ -6,7 +6,6 @@ files; they never print (the CLI renders what they return) and never parse argv.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from nertool.data import Corpus, load_corpus, plan_sample, sample_sentences
 from nertool.error_analysis import LossRecord
 from nertool.errors import DataError, LabelError
 from nertool.evaluate import SplitEvaluation, evaluate_split, mean_f1, metrics_document, predictions_conll
-from nertool.files import append_jsonl, replace_folder, write_json, write_text
+from nertool.files import replace_folder, write_json, write_text
 from nertool.formats import Sentence
 from nertool.inference import model_max_length
 from nertool.labels import LabelMap
@@ -45,7 +44,15 @@ from nertool.report import (
     write_errors,
     write_report,
 )
-from nertool.train import Loop, LoopSettings, Reporter, SilentReporter, make_accelerator
+from nertool.train import (
+    JsonlLogReporter,
+    Loop,
+    LoopSettings,
+    Reporter,
+    SilentReporter,
+    make_accelerator,
+    trim_log,
+)
 
 log = logging.getLogger("nertool")
 
@@ -76,15 +83,21 @@ def load_training_data(recipe: Recipe) -> TrainingData:
     data = recipe.data
     languages = list(dict.fromkeys([*data.train_languages, *recipe.eval_languages]))
     corpus = load_corpus(
-        resolve_source(data.source), languages, file_format=data.format, strict_tags=data.strict_tags,
+        resolve_source(data.source),
+        languages,
+        file_format=data.format,
+        strict_tags=data.strict_tags,
         revision=data.revision,
     )
     train, manifest = _sample_training(corpus, recipe)
     dev = _eval_split(corpus, recipe.eval_languages, "validation", data.max_eval_samples)
     test = _eval_split(corpus, recipe.eval_languages, "test", data.max_eval_samples)
     label_map = LabelMap.from_tags(tag for sentences in train.values() for s in sentences for tag in s.tags)
-    _check_eval_labels(label_map, {**{f"{k}/validation": v for k, v in dev.items()},
-                                   **{f"{k}/test": v for k, v in test.items()}}, corpus)
+    _check_eval_labels(
+        label_map,
+        {**{f"{k}/validation": v for k, v in dev.items()}, **{f"{k}/test": v for k, v in test.items()}},
+        corpus,
+    )
     return TrainingData(train, dev, test, manifest, label_map)
 
 
@@ -95,18 +108,29 @@ def _sample_training(corpus: Corpus, recipe: Recipe) -> tuple[dict[str, list[Sen
         if not sentences:
             raise DataError(f"no training split for language {language!r} in {recipe.data.source}")
         available[language] = len(sentences)
-    plan = plan_sample(available, recipe.data.max_train_samples, recipe.data.fractions,
-                       recipe.data.sampling_temperature)
+    plan = plan_sample(
+        available, recipe.data.max_train_samples, recipe.data.fractions, recipe.data.sampling_temperature
+    )
     train, chosen = {}, {}
     for language, count in plan.counts.items():
-        train[language], chosen[language] = sample_sentences(corpus.get(language, "train") or [], count,
-                                                             recipe.seed, language)
-    manifest = {"source": recipe.data.source, "revision": recipe.data.revision, "sources": corpus.sources,
-                "sampling": plan.method, "seed": recipe.seed, "counts": plan.counts, "train_indices": chosen}
+        train[language], chosen[language] = sample_sentences(
+            corpus.get(language, "train") or [], count, recipe.seed, language
+        )
+    manifest = {
+        "source": recipe.data.source,
+        "revision": recipe.data.revision,
+        "sources": corpus.sources,
+        "sampling": plan.method,
+        "seed": recipe.seed,
+        "counts": plan.counts,
+        "train_indices": chosen,
+    }
     return train, manifest
 
 
-def _eval_split(corpus: Corpus, languages: Sequence[str], split: str, cap: int | None) -> dict[str, list[Sentence]]:
+def _eval_split(
+    corpus: Corpus, languages: Sequence[str], split: str, cap: int | None
+) -> dict[str, list[Sentence]]:
     """The split per language where the source has it (PAN-X it has no test: skipped, logged)."""
     found = {}
     for language in languages:
@@ -175,8 +199,13 @@ def encode_training(
     features = []
     for index, (sentence, word_list) in enumerate(zip(sentences, pieces, strict=True)):
         features += build_features(
-            index, word_list, max_length, tokenizer.bos_token_id, tokenizer.eos_token_id,
-            label_map.encode(sentence.tags), strategy,  # type: ignore[arg-type]
+            index,
+            word_list,
+            max_length,
+            tokenizer.bos_token_id,
+            tokenizer.eos_token_id,
+            label_map.encode(sentence.tags),
+            strategy,  # type: ignore[arg-type]
             label_map.inside_of,
         )
     return features
@@ -185,11 +214,20 @@ def encode_training(
 def loop_settings(recipe: Recipe, seed: int | None = None) -> LoopSettings:
     t = recipe.train
     return LoopSettings(
-        epochs=t.epochs, batch_size=t.batch_size, learning_rate=t.learning_rate, weight_decay=t.weight_decay,
-        warmup_ratio=t.warmup_ratio, gradient_accumulation_steps=t.gradient_accumulation_steps,
-        max_grad_norm=t.max_grad_norm, mixed_precision=t.mixed_precision, group_by_length=t.group_by_length,
-        evals_per_epoch=t.evals_per_epoch, log_every=t.log_every, early_stopping_patience=t.early_stopping_patience,
-        max_nonfinite_steps=t.max_nonfinite_steps, seed=recipe.seed if seed is None else seed,
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+        warmup_ratio=t.warmup_ratio,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        max_grad_norm=t.max_grad_norm,
+        mixed_precision=t.mixed_precision,
+        group_by_length=t.group_by_length,
+        evals_per_epoch=t.evals_per_epoch,
+        log_every=t.log_every,
+        early_stopping_patience=t.early_stopping_patience,
+        max_nonfinite_steps=t.max_nonfinite_steps,
+        seed=recipe.seed if seed is None else seed,
     )
 
 
@@ -205,36 +243,6 @@ class RunResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-class FileLogReporter:
-    """Writes every log record to ``train_log.jsonl`` and forwards everything to ``inner``."""
-
-    def __init__(self, path: Path, inner: Reporter, enabled: bool = True):
-        self.path, self.inner, self.enabled = path, inner, enabled
-
-    def start(self, total_steps: int, done: int) -> None:
-        self.inner.start(total_steps, done)
-
-    def step(self, step: int, loss: float) -> None:
-        self.inner.step(step, loss)
-
-    def log(self, record: dict[str, Any]) -> None:
-        if self.enabled:
-            append_jsonl(self.path, record)
-        self.inner.log(record)
-
-    def finish(self) -> None:
-        self.inner.finish()
-
-
-def trim_log(path: Path, last_step: int) -> None:
-    """Keep only log records up to the checkpoint a run resumes from (all of them go when -1)."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if last_step >= 0 and json.loads(line).get("step", 0) <= last_step]
-    write_text(path, "".join(line + "\n" for line in kept))
-
-
 def _dev_scorer(
     data: TrainingData, tokenizer: Any, recipe: Recipe, accelerator: Any, track_test: bool = False
 ) -> Any:
@@ -248,7 +256,9 @@ def _dev_scorer(
 
     def score(model: Any) -> tuple[float, dict[str, Any]]:
         results = {
-            language: evaluate_split(model, tokenizer, data.label_map, sentences, language, "validation", accelerator)
+            language: evaluate_split(
+                model, tokenizer, data.label_map, sentences, language, "validation", accelerator
+            )
             for language, sentences in data.dev.items()
         }
         chosen = [results[lang] for lang in selection if lang in results] or list(results.values())
@@ -279,8 +289,12 @@ def _best_saver(tokenizer: Any, run_dir: Path, accelerator: Any) -> Any:
 
 
 def train_run(
-    recipe: Recipe, run_dir: Path, resume: bool = False, reporter: Reporter | None = None,
-    seed: int | None = None, track_test: bool = False,
+    recipe: Recipe,
+    run_dir: Path,
+    resume: bool = False,
+    reporter: Reporter | None = None,
+    seed: int | None = None,
+    track_test: bool = False,
 ) -> RunResult:
     """Fine-tune on the recipe's data, keep the best dev model, score it, write the run folder."""
     from accelerate.utils import set_seed
@@ -294,10 +308,12 @@ def train_run(
     model, tokenizer = build_model(recipe, data.label_map, data.train, tokenizer)
     max_length = min(recipe.model.max_length, model_max_length(model, tokenizer))
     train_sentences = [s for sentences in data.train.values() for s in sentences]
-    features = encode_training(tokenizer, train_sentences, data.label_map, max_length, recipe.model.label_strategy)
+    features = encode_training(
+        tokenizer, train_sentences, data.label_map, max_length, recipe.model.label_strategy
+    )
     loop = Loop(model, features, settings, run_dir / "checkpoint", reporter=None, accelerator=accelerator)
     main = accelerator.is_main_process
-    loop.reporter = FileLogReporter(run_dir / "train_log.jsonl", reporter or SilentReporter(), main)
+    loop.reporter = JsonlLogReporter(run_dir / "train_log.jsonl", reporter or SilentReporter(), main)
     loop.score = _dev_scorer(data, tokenizer, recipe, accelerator, track_test) if data.dev else None
     loop.on_best = _best_saver(tokenizer, run_dir, accelerator)
     if main:
@@ -342,8 +358,13 @@ class EvaluationResult:
 
 
 def evaluate_model(
-    model_dir: str, spec: str, languages: Sequence[str], splits: Sequence[str],
-    report_dir: Path | None = None, file_format: str = "auto", strict_tags: bool = False,
+    model_dir: str,
+    spec: str,
+    languages: Sequence[str],
+    splits: Sequence[str],
+    report_dir: Path | None = None,
+    file_format: str = "auto",
+    strict_tags: bool = False,
     options: ReportOptions | None = None,
 ) -> EvaluationResult:
     """Score a trained model on a data source; write metrics, predictions and the report when asked.
@@ -363,15 +384,20 @@ def evaluate_model(
         records = None
         if options.errors:
             strategy = label_strategy_of(model_dir)
-            records = {split_name(e): subword_losses(model, tokenizer, label_map, e.sentences, strategy)
-                       for e in evaluations}
+            records = {
+                split_name(e): subword_losses(model, tokenizer, label_map, e.sentences, strategy)
+                for e in evaluations
+            }
         write_evaluation_report(report_dir, metrics, evaluations, records, options)
     return EvaluationResult(metrics, evaluations, report_dir)
 
 
 def write_evaluation_report(
-    report_dir: Path, metrics: dict[str, Any], evaluations: Sequence[SplitEvaluation],
-    records: dict[str, list[LossRecord]] | None = None, options: ReportOptions | None = None,
+    report_dir: Path,
+    metrics: dict[str, Any],
+    evaluations: Sequence[SplitEvaluation],
+    records: dict[str, list[LossRecord]] | None = None,
+    options: ReportOptions | None = None,
 ) -> None:
     """metrics.json and predictions always; errors.md/json with loss records; report.md unless turned off."""
     options = options or ReportOptions()
@@ -410,14 +436,26 @@ def evaluate_corpus(
 
 
 def compare_models(
-    model_a: str, model_b: str, spec: str, languages: Sequence[str], split: str = "test",
-    n: int = 1000, seed: int = 0, output: Path | None = None, file_format: str = "auto",
+    model_a: str,
+    model_b: str,
+    spec: str,
+    languages: Sequence[str],
+    split: str = "test",
+    n: int = 1000,
+    seed: int = 0,
+    output: Path | None = None,
+    file_format: str = "auto",
 ) -> dict[str, Any]:
     """Paired bootstrap per language: would A still beat B on other sentences drawn like these?"""
     corpus = load_corpus(resolve_source(spec), languages, [split], file_format=file_format)
     first, second = (evaluate_corpus(*load_trained(m), corpus, [split], spec) for m in (model_a, model_b))
-    result = {"model_a": model_a, "model_b": model_b, "data": spec, "split": split,
-              **comparison_document(first, second, n, seed)}
+    result = {
+        "model_a": model_a,
+        "model_b": model_b,
+        "data": spec,
+        "split": split,
+        **comparison_document(first, second, n, seed),
+    }
     if output is not None:
         write_json(output, result)
     return result
