@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -118,7 +117,6 @@ def test_interrupted_run_resumes_to_the_same_weights(reference_run, tmp_path, si
     assert close_weights(weights(reference), weights(run), atol=0.05)
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")
 def test_two_processes_report_exactly_the_metrics_of_one(tmp_path):
     """Train with 2 gloo processes; a single-process evaluation of that model must agree exactly."""
     recipe = write_recipe(tmp_path, epochs=6, samples=101)  # uneven last batch on purpose
