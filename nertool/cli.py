@@ -20,13 +20,21 @@ import typer
 from nertool import __version__
 from nertool.errors import NertoolError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0] if __doc__ else None,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help=__doc__.splitlines()[0] if __doc__ else None,
+    pretty_exceptions_enable=False,
+)
 data_app = typer.Typer(no_args_is_help=True, help="Look at data sources before training on them.")
 app.add_typer(data_app, name="data")
 
-Overrides = Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key: section.key=value (TOML value).")]
-OutDir = Annotated[Path | None, typer.Option("-o", "--output", help="Output folder (default: runs/<recipe name>).")]
+Overrides = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a recipe key: section.key=value (TOML value).")
+]
+OutDir = Annotated[
+    Path | None, typer.Option("-o", "--output", help="Output folder (default: runs/<recipe name>).")
+]
 
 
 def _version(value: bool) -> None:
@@ -37,7 +45,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_callback(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
 ) -> None:
     """Multilingual NER with XLM-R: train, evaluate, transfer across languages, tag text files."""
@@ -119,12 +129,26 @@ def train(
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Argument(help="Run folder or model folder.")],
-    data: Annotated[str, typer.Option(help="Data SPEC: file, corpus folder <dir>/<lang>/<split>.<ext>, hub:NAME[:CONFIG], or 'sample'.")],
-    languages: Annotated[str, typer.Option(help="Comma-separated languages (default: all in the folder).")] = "",
+    data: Annotated[
+        str,
+        typer.Option(
+            help="Data SPEC: file, corpus folder <dir>/<lang>/<split>.<ext>, hub:NAME[:CONFIG], or 'sample'."
+        ),
+    ],
+    languages: Annotated[
+        str, typer.Option(help="Comma-separated languages (default: all in the folder).")
+    ] = "",
     split: Annotated[str, typer.Option(help="Comma-separated splits to score.")] = "test",
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Report folder (metrics.json, predictions/).")] = None,
-    file_format: Annotated[str, typer.Option("--format", help="Input format (auto, token_tag, panx, idx_token_tag, conll, jsonl).")] = "auto",
-    strict_tags: Annotated[bool, typer.Option(help="Refuse orphan I- tags instead of repairing them.")] = False,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Report folder (metrics.json, predictions/).")
+    ] = None,
+    file_format: Annotated[
+        str,
+        typer.Option("--format", help="Input format (auto, token_tag, panx, idx_token_tag, conll, jsonl)."),
+    ] = "auto",
+    strict_tags: Annotated[
+        bool, typer.Option(help="Refuse orphan I- tags instead of repairing them.")
+    ] = False,
     bootstrap: Annotated[
         int, typer.Option(help="Resamples for 95% intervals of each F1 (0: none).", min=0)
     ] = 0,
@@ -143,8 +167,9 @@ def evaluate(
 
     with _errors():
         options = ReportOptions(bootstrap=bootstrap, seed=seed, errors=errors, report=report)
-        result = evaluate_model(model, data, _split_list(languages), _split_list(split), output, file_format,
-                                strict_tags, options)
+        result = evaluate_model(
+            model, data, _split_list(languages), _split_list(split), output, file_format, strict_tags, options
+        )
         render.print_evaluation(result.metrics, title=f"{model} on {data}")
         if output is not None and report:
             render.console.print(f"report: {output / 'report.md'}")
@@ -156,9 +181,13 @@ def _split_list(value: str) -> list[str]:
 
 @data_app.command("inspect")
 def data_inspect(
-    spec: Annotated[str, typer.Argument(help="Data SPEC (file, corpus folder, hub:NAME[:CONFIG], 'sample').")],
+    spec: Annotated[
+        str, typer.Argument(help="Data SPEC (file, corpus folder, hub:NAME[:CONFIG], 'sample').")
+    ],
     languages: Annotated[str, typer.Option(help="Comma-separated languages (default: all).")] = "",
-    model: Annotated[str | None, typer.Option(help="Tokenizer for the alignment audit (run folder or hub id).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Tokenizer for the alignment audit (run folder or hub id).")
+    ] = None,
     file_format: Annotated[str, typer.Option("--format", help="Input format.")] = "auto",
 ) -> None:
     """Counts per language and split: sentences, labels, entity types, share of O, subword alignment."""
@@ -188,10 +217,14 @@ def demo(
 def predict(
     model: Annotated[str, typer.Argument(help="Run folder or model folder.")],
     inputs: Annotated[list[str], typer.Argument(help="Files, folders (recursive) or - for standard input.")],
-    output: Annotated[str | None, typer.Option("-o", "--output", help="Output file (default: standard output).")] = None,
+    output: Annotated[
+        str | None, typer.Option("-o", "--output", help="Output file (default: standard output).")
+    ] = None,
     input_format: Annotated[str, typer.Option(help="auto, text, conll or jsonl.")] = "auto",
     output_format: Annotated[str, typer.Option(help="jsonl, conll or spans-tsv.")] = "jsonl",
-    text_mode: Annotated[str, typer.Option(help="Text units: line (one per line), paragraph (blank-line separated), file.")] = "line",
+    text_mode: Annotated[
+        str, typer.Option(help="Text units: line (one per line), paragraph (blank-line separated), file.")
+    ] = "line",
     doc_per_file: Annotated[bool, typer.Option(help="Shortcut for --text-mode file.")] = False,
     encoding: Annotated[str, typer.Option(help="Encoding of the input files.")] = "utf-8",
     batch_size: Annotated[int, typer.Option(help="Most sentences in one batch.")] = 256,
@@ -206,9 +239,16 @@ def predict(
     with _errors():
         tagger = Tagger.load(model, device, quantize, max_tokens, batch_size)
         with render.unit_progress(enabled=output not in (None, "-")) as advance:
-            summary = predict_files(tagger, inputs, output, input_format=input_format, output_format=output_format,
-                                    text_mode="file" if doc_per_file else text_mode, encoding=encoding,
-                                    on_chunk=advance)
+            summary = predict_files(
+                tagger,
+                inputs,
+                output,
+                input_format=input_format,
+                output_format=output_format,
+                text_mode="file" if doc_per_file else text_mode,
+                encoding=encoding,
+                on_chunk=advance,
+            )
         if output not in (None, "-"):
             render.console.print(f"{summary.units} units, {summary.entities} entities -> {summary.output}")
 

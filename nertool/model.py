@@ -61,7 +61,9 @@ def resolve_model_dir(name: str) -> str:
     if (path / "model" / "config.json").is_file():
         return str(path / "model")
     if path.exists() and not any((path / name).is_file() for name in ("config.json", "tokenizer.json")):
-        raise ModelError(f"{path}: no config.json here or in {path}/model; give a run folder or a model folder")
+        raise ModelError(
+            f"{path}: no config.json here or in {path}/model; give a run folder or a model folder"
+        )
     if not path.exists() and (name.startswith((".", "/")) or name.count("/") > 1):
         raise ModelError(f"{path}: model folder not found; check the path (or give a hub id)")
     return name

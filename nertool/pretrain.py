@@ -32,7 +32,6 @@ import hashlib
 import logging
 import math
 import re
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path

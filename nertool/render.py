@@ -11,7 +11,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 console = Console()
@@ -30,9 +37,14 @@ class ProgressReporter:
         if not self.enabled:
             return
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=False,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
         )
         self.progress.start()
         self.task = self.progress.add_task(self.description, total=total_steps, completed=done, loss="–")
@@ -66,21 +78,48 @@ def print_metrics(metrics: dict[str, Any], title: str) -> None:
         table.add_column(column, justify="left" if column in ("language", "split") else "right")
     for language, splits in metrics.get("languages", {}).items():
         for split, s in splits.items():
-            table.add_row(language, split, _fmt(s["f1"]), _fmt(s["strict_f1"]), _fmt(s["precision"]),
-                          _fmt(s["recall"]), _fmt(s.get("token_accuracy")), str(s["sentences"]))
+            table.add_row(
+                language,
+                split,
+                _fmt(s["f1"]),
+                _fmt(s["strict_f1"]),
+                _fmt(s["precision"]),
+                _fmt(s["recall"]),
+                _fmt(s.get("token_accuracy")),
+                str(s["sentences"]),
+            )
     console.print(table)
 
 
 def print_inspection(report: dict[str, Any]) -> None:
     """Per language and split: sentences, tokens, entities, share of O, and the alignment audit."""
     table = Table(title=f"data: {report['source']}")
-    columns = ("language", "split", "format", "sentences", "tokens", "entities", "O share", "PER/ORG/LOC/...", "repaired")
+    columns = (
+        "language",
+        "split",
+        "format",
+        "sentences",
+        "tokens",
+        "entities",
+        "O share",
+        "PER/ORG/LOC/...",
+        "repaired",
+    )
     for column in columns:
         table.add_column(column)
     for row in report["splits"]:
         types = " ".join(f"{k}:{v}" for k, v in row["entity_types"].items())
-        table.add_row(row["language"], row["split"], row.get("format", ""), str(row["sentences"]), str(row["tokens"]),
-                      str(row["entities"]), f"{row['o_share']:.3f}", types, str(row.get("repaired_tags", 0)))
+        table.add_row(
+            row["language"],
+            row["split"],
+            row.get("format", ""),
+            str(row["sentences"]),
+            str(row["tokens"]),
+            str(row["entities"]),
+            f"{row['o_share']:.3f}",
+            types,
+            str(row.get("repaired_tags", 0)),
+        )
     console.print(table)
     if report.get("alignment"):
         print_table("alignment audit", report["alignment"])
@@ -106,8 +145,14 @@ def unit_progress(enabled: bool) -> Iterator[Callable[[int], None]]:
         return
     from rich.progress import Progress, SpinnerColumn, TaskProgressColumn
 
-    with Progress(SpinnerColumn(), TextColumn("tagging"), TaskProgressColumn(show_speed=True),
-                  TextColumn("{task.completed} units"), TimeElapsedColumn(), console=Console(stderr=True)) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("tagging"),
+        TaskProgressColumn(show_speed=True),
+        TextColumn("{task.completed} units"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    ) as progress:
         task = progress.add_task("tagging", total=None)
         yield lambda n: progress.advance(task, n)
 
