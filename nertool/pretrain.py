@@ -65,7 +65,6 @@ from nertool.train import (
     ScoreFn,
     SilentReporter,
     make_accelerator,
-    trim_log,
 )
 
 log = logging.getLogger("nertool")
@@ -553,11 +552,7 @@ def pretrain_run(
     if main:
         write_text(run_dir / "config.toml", dump_recipe(recipe))
         write_json(run_dir / "data_manifest.json", data.manifest)
-    resumed = resume and loop.resume()
-    if resume and not resumed:
-        log.warning("no checkpoint in %s; starting from the beginning", run_dir / "checkpoint")
-    if main:
-        trim_log(run_dir / "train_log.jsonl", loop.state.step if resumed else -1)
+    loop.resume_or_restart(resume, run_dir / "train_log.jsonl")
     state = loop.run()
     _save_final(loop, data.tokenizer, run_dir)
     return PretrainResult(run_dir, state.step, state.history, data.manifest)

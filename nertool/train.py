@@ -13,6 +13,7 @@ resumed run skips the batches it already did and ends with the weights of an uni
 from __future__ import annotations
 
 import json
+import logging
 import math
 import signal
 import threading
@@ -27,6 +28,8 @@ import torch
 
 from nertool.batching import FeatureCollator, length_grouped_batches
 from nertool.errors import NertoolError, TrainingError
+
+log = logging.getLogger("nertool")
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,15 @@ class Loop:
         self.accelerator.load_state(str(self.checkpoint_dir))
         self.state = LoopState(**json.loads(state_file.read_text()))
         return True
+
+    def resume_or_restart(self, resume: bool, log_path: Path) -> bool:
+        """Load the latest checkpoint when asked; trim the run log to it (or clear it). True if resumed."""
+        resumed = resume and self.resume()
+        if resume and not resumed:
+            log.warning("no checkpoint in %s; starting from the beginning", self.checkpoint_dir)
+        if self.accelerator.is_main_process:
+            trim_log(log_path, self.state.step if resumed else -1)
+        return resumed
 
     def save_checkpoint(self) -> None:
         self.accelerator.wait_for_everyone()

@@ -51,7 +51,6 @@ from nertool.train import (
     Reporter,
     SilentReporter,
     make_accelerator,
-    trim_log,
 )
 
 log = logging.getLogger("nertool")
@@ -319,11 +318,7 @@ def train_run(
     if main:
         write_text(run_dir / "config.toml", dump_recipe(recipe))
         write_json(run_dir / "data_manifest.json", data.manifest)
-    resumed = resume and loop.resume()
-    if resume and not resumed:
-        log.warning("no checkpoint in %s; starting from the beginning", run_dir / "checkpoint")
-    if main:
-        trim_log(run_dir / "train_log.jsonl", loop.state.step if resumed else -1)
+    loop.resume_or_restart(resume, run_dir / "train_log.jsonl")
     state = loop.run()
     metrics = final_metrics(run_dir, data, accelerator, state.best_step)
     if main:
