@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from nertool.align import Feature, build_features, merge_word_values, word_pieces
+from nertool.align import Feature, build_features, first_piece_positions, word_pieces
 from nertool.batching import collate, token_budget_batches
 
 
@@ -54,9 +54,10 @@ def _run_batches(
         batch = collate([features[i] for i in batch_indices], pad_id)
         logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
         probs, ids = torch.softmax(logits.float(), dim=-1).max(dim=-1)  # (batch, seq) each
+        id_rows, prob_rows = ids.tolist(), probs.tolist()  # one conversion per batch, not two per row
         for row, index in enumerate(batch_indices):
             length = len(features[index])
-            outputs[index] = (ids[row, :length].tolist(), probs[row, :length].tolist())
+            outputs[index] = (id_rows[row][:length], prob_rows[row][:length])
     return outputs
 
 
@@ -78,9 +79,12 @@ def _merge(
     grouped: Sequence[Sequence[Feature]], n_words: Sequence[int], outputs: Iterator[tuple[list[int], list[float]]]
 ) -> Iterator[WordPrediction]:
     for features, count in zip(grouped, n_words, strict=True):
-        chunk = [next(outputs) for _ in features]
-        ids = merge_word_values(count, features, [c[0] for c in chunk])
-        scores = merge_word_values(count, features, [c[1] for c in chunk])
+        ids: list[int | None] = [None] * count
+        scores: list[float | None] = [None] * count
+        for feature in features:  # as align.merge_word_values, with the positions found once for both
+            feature_ids, feature_scores = next(outputs)
+            for word, position in first_piece_positions(feature).items():
+                ids[word], scores[word] = feature_ids[position], feature_scores[position]
         yield WordPrediction(tuple(ids), tuple(scores))
 
 

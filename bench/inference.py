@@ -1,0 +1,307 @@
+"""Inference: ``nertool.predict.Tagger`` against ``transformers.pipeline("token-classification")``.
+
+Both tag the same WikiANN de sentences (test, then validation) with the same trained scratch run
+(``bench/runs.py``). The pipeline gets each sentence as ``" ".join(tokens)`` with
+``aggregation_strategy="first"`` and ``batch_size=32``; nertool gets the same words as units
+(``predict_io.unit_from_tokens``, the path ``nertool predict --input-format conll`` takes), so both
+see the same subwords. The ``--quantize`` variant (dynamic int8 Linear layers) is timed the same way.
+On a slow (shared) machine the full run tags fewer than 20,000 sentences: a timed probe of the
+pipeline sizes it to ``BUDGET_S``, and the record keeps requested and measured sizes.
+
+Comparing tags, two ways. (1) Word level, as users see it: the pipeline returns entity groups with
+character offsets; a word belongs to a group when their character ranges overlap. Each side is
+written as canonical IOB2 over the words (first word of an entity ``B-X``, the rest ``I-X``;
+nertool's tags go through ``labels.tags_to_spans``, which reads an orphan ``I-X`` as a new entity,
+exactly as the pipeline's ``group_entities`` does), and ``word_disagreement`` is the share of words
+whose canonical tags differ. This tokenizer gives the pipeline no ``word_ids``, so it falls back to
+a whitespace heuristic that starts a new word after a bare ``▁`` piece: for a word that begins
+with one it reads the label one piece later than its first subword, where training put the label.
+Differing sentences without such a word are counted apart. (2) First subword: the pipeline with
+``aggregation_strategy="none"`` read at each word's first subword (on ``SUBWORD_CHECK``
+sentences), against nertool's word tags: the same model output, or not. F1 (seqeval default
+mode, ``analysis.score_block``) is computed on the test sentences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.harness import Options, PeakMemory, Row, data_source, load_split, make_record, stopwatch
+from bench.runs import INFERENCE_RUN, QUICK_RUN, cached_run
+
+SCENARIO = "inference"
+PIPELINE_BATCH = 32
+TARGETS = {"full_precision": 1.5, "quantized": 3.0}
+BUDGET_S = 300.0  # the three timed runs together (full mode); fewer sentences when this machine is slower
+SIDES_COST = 1.8  # pipeline + nertool + quantized + checks, in pipeline times (measured here: about 1.5)
+PROBE = 256
+SUBWORD_CHECK = 2000
+TAG_COMPARISON = (
+    "canonical IOB2 per word, pipeline entity groups mapped to words by character overlap; "
+    "first_subword_check: pipeline with aggregation_strategy='none' read at each word's first subword"
+)
+MIN_SENTENCES = 2000
+
+
+def sizes(options: Options) -> int:
+    return 500 if options.quick else 20_000
+
+
+def inference_sentences(options: Options, n: int) -> tuple[list[Any], int]:
+    """(sentences, how many of the first ones are test sentences): test first, then validation."""
+    source, _ = data_source(options)
+    test, validation = load_split(source, "test"), load_split(source, "validation")
+    pool = test + validation
+    chosen = [pool[i % len(pool)] for i in range(n)]
+    return chosen, min(n, len(test))
+
+
+# ---------------------------------------------------------------- canonical word tags
+
+
+def canonical(spans: Sequence[tuple[int, int, str]], n_words: int) -> list[str]:
+    """IOB2 tags over ``n_words`` from word spans ``[start, end)``."""
+    tags = ["O"] * n_words
+    for start, end, label in spans:
+        for word in range(start, end):
+            tags[word] = ("B-" if word == start else "I-") + label
+    return tags
+
+
+def nertool_tags(tags: Sequence[str]) -> list[str]:
+    from nertool.labels import tags_to_spans
+
+    return canonical([(s.start, s.end, s.label) for s in tags_to_spans(tags)], len(tags))
+
+
+def pipeline_tags(groups: Sequence[dict[str, Any]], starts: Sequence[int], ends: Sequence[int]) -> list[str]:
+    """Word tags from the pipeline's entity groups, by character overlap with each word."""
+    spans = []
+    for group in groups:
+        words = [w for w in range(len(starts)) if starts[w] < group["end"] and group["start"] < ends[w]]
+        if words:
+            spans.append((words[0], words[-1] + 1, group["entity_group"]))
+    return canonical(spans, len(starts))
+
+
+def bare_piece_words(tokenizer: Any, sentences: Sequence[Any]) -> list[set[int]]:
+    """Per sentence, the words whose first subword is a bare ``▁`` piece followed by more pieces.
+
+    The pipeline's fallback word heuristic (no ``word_ids`` for this tokenizer) starts a new word at
+    the piece after a bare ``▁``, so with ``first`` it reads such a word's label one piece later than
+    the first subword, where training put the label.
+    """
+    from nertool.align import word_pieces
+
+    bare = tokenizer.convert_tokens_to_ids("▁")
+    pieces = word_pieces(tokenizer, [s.tokens for s in sentences])
+    return [{w for w, p in enumerate(words) if len(p) > 1 and p[0] == bare} for words in pieces]
+
+
+def disagreement(
+    a: Sequence[Sequence[str]], b: Sequence[Sequence[str]], bare: Sequence[set[int]]
+) -> dict[str, Any]:
+    """Words and sentences whose canonical tags differ; ``bare`` (per sentence) explains some of them."""
+    words = sum(len(x) for x in a)
+    differing = [
+        [w for w, (x, y) in enumerate(zip(xs, ys, strict=True)) if x != y]
+        for xs, ys in zip(a, b, strict=True)
+    ]
+    n_differing = sum(len(d) for d in differing)
+    return {
+        "words": words,
+        "differing_words": n_differing,
+        "word_disagreement": n_differing / words if words else 0.0,
+        "sentences_differing": sum(bool(d) for d in differing),
+        "sentences_differing_without_a_bare_piece_word": sum(
+            bool(d) and not b for d, b in zip(differing, bare, strict=True)
+        ),
+    }
+
+
+def first_subword_agreement(pipe_dir: str, sentences: Sequence[Any], tagged: Sequence[Any]) -> dict[str, Any]:
+    """Per-subword pipeline labels (``aggregation_strategy="none"``) at each word's first subword vs nertool.
+
+    This bypasses the pipeline's word heuristic: where both saw the same input ids, it shows whether
+    the two read the same model output for every word.
+    """
+    from transformers import pipeline
+
+    from nertool.align import word_pieces
+
+    pipe = pipeline(
+        "token-classification",
+        model=pipe_dir,
+        aggregation_strategy="none",
+        ignore_labels=[],
+        batch_size=PIPELINE_BATCH,
+        device="cpu",
+    )
+    tokenizer: Any = pipe.tokenizer
+    outputs: list[list[dict[str, Any]]] = pipe([" ".join(s.tokens) for s in sentences])
+    pieces = word_pieces(tokenizer, [s.tokens for s in sentences])
+    same_inputs = words = same = 0
+    for output, word_list, ours, sentence in zip(outputs, pieces, tagged, sentences, strict=True):
+        flat = [tokenizer.bos_token_id, *(i for p in word_list for i in p), tokenizer.eos_token_id]
+        if tokenizer(" ".join(sentence.tokens))["input_ids"] != flat:
+            continue
+        same_inputs += 1
+        by_index: dict[int, str] = {o["index"]: o["entity"] for o in output}
+        position = 1
+        for word, ids_of_word in enumerate(word_list):
+            if ids_of_word:
+                words, same = words + 1, same + (by_index[position] == ours.tags[word])
+            position += len(ids_of_word)
+    return {
+        "sentences": len(sentences),
+        "same_input_ids": same_inputs,
+        "words": words,
+        "same_first_subword_label": same,
+        "agree_share": same / words if words else 0.0,
+    }
+
+
+def test_f1(gold: Sequence[Any], predicted: Sequence[Sequence[str]]) -> float:
+    from nertool.analysis import score_block
+
+    return float(score_block([s.tags for s in gold], predicted[: len(gold)])["f1"])
+
+
+# ---------------------------------------------------------------- the timed sides
+
+
+def load_pipeline(model_dir: str, warm_up: Sequence[str]) -> Any:
+    from transformers import pipeline
+
+    tagger = pipeline(
+        "token-classification",
+        model=model_dir,
+        aggregation_strategy="first",
+        batch_size=PIPELINE_BATCH,
+        device="cpu",
+    )
+    tagger(list(warm_up))  # first-call costs are not throughput
+    return tagger
+
+
+def fit_to_budget(tagger: Any, texts: Sequence[str], wanted: int) -> tuple[int, float]:
+    """(sentences, probe s/sentence): ``wanted`` or fewer (by 1,000) so all sides fit ``BUDGET_S``."""
+    probe = list(texts[:PROBE])
+    with stopwatch() as watch:
+        tagger(probe)
+    per_sentence = watch.seconds / len(probe)
+    affordable = int(BUDGET_S / (SIDES_COST * per_sentence)) // 1000 * 1000
+    return max(MIN_SENTENCES, min(wanted, affordable)), per_sentence
+
+
+def time_pipeline(tagger: Any, texts: Sequence[str]) -> tuple[float, float, list[Any]]:
+    with PeakMemory() as memory, stopwatch() as watch:
+        groups = tagger(list(texts))
+    return watch.seconds, memory.growth_mb, groups
+
+
+def time_tagger(run_dir: str, sentences: Sequence[Any], quantized: bool) -> tuple[float, float, list[Any]]:
+    from nertool.predict import Tagger
+    from nertool.predict_io import unit_from_tokens
+
+    tagger = Tagger.load(run_dir, device="cpu", quantized=quantized)
+    tagger.tag_units([unit_from_tokens(s.tokens, "warmup", i + 1) for i, s in enumerate(sentences[:64])])
+    with PeakMemory() as memory, stopwatch() as watch:
+        units = [unit_from_tokens(s.tokens, "bench", i + 1) for i, s in enumerate(sentences)]
+        tagged = tagger.tag_units(units)
+    return watch.seconds, memory.growth_mb, tagged
+
+
+# ---------------------------------------------------------------- the scenario
+
+
+def tag_quality(
+    run_dir: Path,
+    sentences: Sequence[Any],
+    n_test: int,
+    groups: Sequence[Any],
+    tagged: Sequence[Any],
+    q_tagged: Sequence[Any],
+) -> dict[str, Any]:
+    """Tag agreement with the pipeline (word level and first-subword level) and test F1 of all three."""
+    from nertool.model import load_tokenizer
+
+    bare = bare_piece_words(load_tokenizer(str(run_dir)), sentences)
+    base_tags = [pipeline_tags(g, t.unit.starts, t.unit.ends) for g, t in zip(groups, tagged, strict=True)]
+    our_tags = [nertool_tags(t.tags) for t in tagged]
+    q_tags = [nertool_tags(t.tags) for t in q_tagged]
+    gold = sentences[:n_test]
+    f1 = {
+        "baseline": test_f1(gold, base_tags),
+        "nertool": test_f1(gold, our_tags),
+        "quantized": test_f1(gold, q_tags),
+    }
+    check = min(len(sentences), SUBWORD_CHECK)
+    return {
+        "pipeline_vs_nertool": disagreement(base_tags, our_tags, bare),
+        "pipeline_vs_quantized": disagreement(base_tags, q_tags, bare),
+        "first_subword_check": first_subword_agreement(
+            str(run_dir / "model"), sentences[:check], tagged[:check]
+        ),
+        "test_sentences_scored": n_test,
+        "test_f1": f1,
+        "quantized_f1_cost": f1["nertool"] - f1["quantized"],
+        "tag_comparison": TAG_COMPARISON,
+    }
+
+
+def settings_of(plan: Any, options: Options, n: int, probe_s: float | None) -> dict[str, Any]:
+    _, source_name = data_source(options)
+    return {
+        "run": plan.name(source_name),
+        "model": plan.model,
+        "sentences": n,
+        "requested_sentences": sizes(options),
+        "probe_s_per_sentence": probe_s,
+        "budget_s": None if options.quick else BUDGET_S,
+        "data": f"{source_name} de test+validation",
+        "pipeline": {"aggregation_strategy": "first", "batch_size": PIPELINE_BATCH, "device": "cpu"},
+        "nertool": "Tagger.load(run, device='cpu'[, quantized=True]).tag_units(unit_from_tokens(...))",
+        "warm_up": "64 sentences per side before timing",
+    }
+
+
+def run(options: Options) -> dict[str, Any]:
+    plan = QUICK_RUN if options.quick else INFERENCE_RUN
+    run_dir = cached_run(plan, options)
+    sentences, _ = inference_sentences(options, sizes(options))
+    texts = [" ".join(s.tokens) for s in sentences]
+    pipe = load_pipeline(str(run_dir / "model"), texts[:64])
+    n, probe_s = (len(texts), None) if options.quick else fit_to_budget(pipe, texts, len(texts))
+    sentences, n_test = inference_sentences(options, n)
+    texts = texts[:n]
+    base_s, base_mb, groups = time_pipeline(pipe, texts)
+    ours_s, ours_mb, tagged = time_tagger(str(run_dir), sentences, quantized=False)
+    q_s, q_mb, q_tagged = time_tagger(str(run_dir), sentences, quantized=True)
+
+    quality = tag_quality(run_dir, sentences, n_test, groups, tagged, q_tagged)
+    ratio, q_ratio = base_s / ours_s, base_s / q_s
+    quality.update(
+        quantized_ratio_vs_pipeline=q_ratio,
+        targets=TARGETS,
+        meets_targets={
+            "full_precision": ratio >= TARGETS["full_precision"],
+            "quantized": q_ratio >= TARGETS["quantized"],
+        },
+    )
+    rows = [
+        Row("throughput", "sentences/s", n / base_s, n / ours_s),
+        Row("throughput, --quantize (int8)", "sentences/s", n / base_s, n / q_s),
+        Row("wall time", "s", base_s, ours_s, "lower"),
+        Row("wall time, --quantize", "s", base_s, q_s, "lower"),
+        Row("peak RSS growth", "MiB", base_mb, ours_mb, "lower"),
+        Row("peak RSS growth, --quantize", "MiB", base_mb, q_mb, "lower"),
+    ]
+    settings = settings_of(plan, options, n, probe_s)
+    names = (
+        "transformers.pipeline('token-classification', aggregation_strategy='first', batch_size=32)",
+        "nertool.predict.Tagger (length-sorted token-budget batches)",
+    )
+    return make_record(SCENARIO, options, rows, quality, settings, names)

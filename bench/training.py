@@ -1,0 +1,332 @@
+"""Training: the nertool ``Loop`` against ``transformers.Trainer`` with the book's settings.
+
+Same model config and the *same initial weights* (one ``state_dict`` copied into both), same
+sentences, batch size, number of optimizer steps, learning rate, warm-up, weight decay, gradient
+clipping, fp32 on CPU. The baseline preprocesses with the transformers example
+(``tokenize_and_align_labels`` + ``DataCollatorForTokenClassification``) and samples batches at
+random (the Trainer default); nertool groups batches by length. Measured: sentences/s and real
+(non-padding) tokens/s over ``Trainer.train()`` / ``Loop.run()``, the share of padding positions,
+peak RSS growth. Quality: dev F1 of both models after the same steps, scored by
+``nertool.analysis.score_block`` through the same inference path.
+
+On a slow (shared) machine the full run takes fewer than the planned 300 steps: a forward and
+backward probe estimates the step time, steps are cut so both runs fit ``BUDGET_S``, and the
+record keeps planned and actual steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from bench.harness import (
+    Options,
+    PeakMemory,
+    Row,
+    cycled,
+    data_source,
+    load_split,
+    make_record,
+    stopwatch,
+)
+
+SCENARIO = "training"
+BUDGET_S = 240.0  # both timed runs together (full mode); fewer steps when this machine is slower
+MIN_STEPS = 50
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One training comparison: model size, optimizer settings and data sizes."""
+
+    model: str
+    steps: int
+    batch_size: int
+    learning_rate: float
+    dev_sentences: int
+    max_length: int = 256
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    seed: int = 42
+
+    @property
+    def train_sentences(self) -> int:
+        return self.steps * self.batch_size
+
+    @property
+    def warmup_steps(self) -> int:
+        return int(self.warmup_ratio * self.steps)
+
+
+def plan_for(options: Options) -> Plan:
+    if options.quick:
+        return Plan("scratch:tiny", steps=8, batch_size=16, learning_rate=1e-3, dev_sentences=100)
+    return Plan("scratch:small", steps=300, batch_size=32, learning_rate=5e-4, dev_sentences=2000)
+
+
+class CountingCollator:
+    """Wraps a collator and counts real and padded positions of every batch it makes."""
+
+    def __init__(self, inner: Callable[[Sequence[Any]], Any]):
+        self.inner = inner
+        self.batches = self.real = self.positions = self.sentences = 0
+
+    def __call__(self, rows: Sequence[Any]) -> Any:
+        batch = self.inner(rows)
+        mask = batch["attention_mask"]  # (batch, seq)
+        self.batches += 1
+        self.sentences += int(mask.shape[0])
+        self.real += int(mask.sum())
+        self.positions += int(mask.numel())
+        return batch
+
+    @property
+    def padding_share(self) -> float:
+        return 1.0 - self.real / self.positions if self.positions else 0.0
+
+
+class LossReporter:
+    """A ``nertool.train.Reporter`` that keeps the training losses (for the mean training loss)."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def start(self, total_steps: int, done: int) -> None:
+        pass
+
+    def step(self, step: int, loss: float) -> None:
+        self.losses.append(loss)
+
+    def log(self, record: dict[str, Any]) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Side:
+    """What one training run measured."""
+
+    seconds: float
+    peak_growth_mb: float
+    counter: CountingCollator
+    mean_loss: float
+    model: Any
+
+
+# ---------------------------------------------------------------- the two sides
+
+
+def train_with_trainer(model: Any, tokenizer: Any, dataset: Any, plan: Plan, folder: Path) -> Side:
+    """``transformers.Trainer`` as the book runs it; no evaluation, logging or saving while timed."""
+    from transformers import DataCollatorForTokenClassification, PrinterCallback, Trainer, TrainingArguments
+
+    counter = CountingCollator(DataCollatorForTokenClassification(tokenizer))
+    args = TrainingArguments(
+        output_dir=str(folder),
+        per_device_train_batch_size=plan.batch_size,
+        max_steps=plan.steps,
+        learning_rate=plan.learning_rate,
+        weight_decay=plan.weight_decay,
+        warmup_steps=plan.warmup_steps,
+        lr_scheduler_type="linear",
+        max_grad_norm=plan.max_grad_norm,
+        seed=plan.seed,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        eval_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+        train_sampling_strategy="random",
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=counter)
+    trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict
+    with PeakMemory() as memory, stopwatch() as watch:
+        output = trainer.train()
+    return Side(watch.seconds, memory.growth_mb, counter, float(output.training_loss), trainer.model)
+
+
+def train_with_loop(model: Any, features: Sequence[Any], plan: Plan, folder: Path) -> Side:
+    """The nertool ``Loop`` with the same settings (length-grouped batches, its default)."""
+    from nertool.batching import FeatureCollator
+    from nertool.train import Loop, LoopSettings
+
+    settings = LoopSettings(
+        epochs=math.ceil(plan.train_sentences / len(features)) or 1,
+        batch_size=plan.batch_size,
+        learning_rate=plan.learning_rate,
+        weight_decay=plan.weight_decay,
+        warmup_ratio=plan.warmup_ratio,
+        max_grad_norm=plan.max_grad_norm,
+        max_steps=plan.steps,
+        seed=plan.seed,
+        log_every=10**9,
+    )
+    counter = CountingCollator(FeatureCollator(model.config.pad_token_id))
+    reporter = LossReporter()
+    loop = Loop(model, features, settings, folder / "checkpoint", reporter=reporter, collator=counter)
+    with PeakMemory() as memory, stopwatch() as watch:
+        loop.run()
+    mean_loss = sum(reporter.losses) / max(1, len(reporter.losses))
+    return Side(
+        watch.seconds, memory.growth_mb, counter, mean_loss, loop.accelerator.unwrap_model(loop.model)
+    )
+
+
+# ---------------------------------------------------------------- setup and quality
+
+
+def same_weights(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+
+
+def fresh_copy(model: Any, initial: dict[str, Any]) -> Any:
+    """A new model of the same config holding a copy of ``initial`` (identical starting weights)."""
+    clone = type(model)(copy.deepcopy(model.config))
+    clone.load_state_dict(copy.deepcopy(initial))
+    return clone
+
+
+def dev_f1(model: Any, tokenizer: Any, label_map: Any, dev: Sequence[Any]) -> float:
+    from nertool.analysis import score_block
+    from nertool.inference import predict_sentences, tags_of
+
+    predictions = predict_sentences(model, tokenizer, [s.tokens for s in dev])
+    return float(score_block([s.tags for s in dev], [tags_of(p, label_map.names) for p in predictions])["f1"])
+
+
+def prepare(plan: Plan, options: Options) -> dict[str, Any]:
+    """Sentences, label map, scratch model + tokenizer, both sides' inputs and the initial weights."""
+    from bench.hf_example import raw_dataset, tokenized_dataset
+    from nertool.config import build_recipe
+    from nertool.labels import LabelMap
+    from nertool.workflows import build_model, encode_training
+
+    source, source_name = data_source(options)
+    train = cycled(load_split(source, "train"), plan.train_sentences)
+    dev = load_split(source, "validation")[: plan.dev_sentences]
+    label_map = LabelMap.from_tags(tag for s in train for tag in s.tags)
+    recipe = build_recipe({"seed": plan.seed, "model": {"name": plan.model, "max_length": plan.max_length}})
+    model, tokenizer = build_model(recipe, label_map, {"de": train})
+    features = encode_training(tokenizer, train, label_map, plan.max_length, "first")
+    dataset = tokenized_dataset(
+        raw_dataset(train, [label_map.encode(s.tags) for s in train]), tokenizer, plan.max_length
+    )
+    return {
+        "source": source_name,
+        "train": train,
+        "dev": dev,
+        "label_map": label_map,
+        "model": model,
+        "tokenizer": tokenizer,
+        "features": features,
+        "dataset": dataset,
+        "initial": copy.deepcopy(model.state_dict()),
+    }
+
+
+def seconds_per_step(model: Any, tokenizer: Any, dataset: Any, batch_size: int) -> float:
+    """Median forward + backward time of one baseline batch: the estimate that sizes the run."""
+    from transformers import DataCollatorForTokenClassification
+
+    batch = DataCollatorForTokenClassification(tokenizer)([dataset[i] for i in range(batch_size)])
+    times = []
+    for _ in range(3):
+        with stopwatch() as watch:
+            model(**batch).loss.backward()
+        times.append(watch.seconds)
+    return sorted(times)[1]
+
+
+def fit_to_budget(plan: Plan, step_s: float, budget_s: float) -> Plan:
+    """As many steps (a multiple of 10, at most the plan's) as fit both runs in ``budget_s``.
+
+    The probe's forward + backward stands in for a whole step of either side (the optimizer step
+    and the baseline's extra padding roughly cancel the probe's pessimism, measured here).
+    """
+    steps = int(budget_s / 2 / step_s) // 10 * 10
+    return replace(plan, steps=max(MIN_STEPS, min(plan.steps, steps)))
+
+
+def first_sentences(ready: dict[str, Any], n: int) -> tuple[Any, list[Any]]:
+    """The baseline rows and nertool features of the first ``n`` training sentences."""
+    return ready["dataset"].select(range(n)), [f for f in ready["features"] if f.sentence < n]
+
+
+def rows_of(base: Side, ours: Side) -> list[Row]:
+    return [
+        Row(
+            "throughput",
+            "sentences/s",
+            base.counter.sentences / base.seconds,
+            ours.counter.sentences / ours.seconds,
+        ),
+        Row("real tokens", "tokens/s", base.counter.real / base.seconds, ours.counter.real / ours.seconds),
+        Row("padding share", "fraction", base.counter.padding_share, ours.counter.padding_share, "lower"),
+        Row("wall time", "s", base.seconds, ours.seconds, "lower"),
+        Row("peak RSS growth", "MiB", base.peak_growth_mb, ours.peak_growth_mb, "lower"),
+    ]
+
+
+def quality_of(base: Side, ours: Side, identical: bool, ready: dict[str, Any]) -> dict[str, Any]:
+    tokenizer, label_map, dev = ready["tokenizer"], ready["label_map"], ready["dev"]
+    return {
+        "identical_initial_weights": identical,
+        "steps": {"baseline": base.counter.batches, "nertool": ours.counter.batches},
+        "dev_sentences": len(dev),
+        "dev_f1": {
+            "baseline": dev_f1(base.model, tokenizer, label_map, dev),
+            "nertool": dev_f1(ours.model, tokenizer, label_map, dev),
+        },
+        "mean_train_loss": {"baseline": base.mean_loss, "nertool": ours.mean_loss},
+        "scorer": "nertool.analysis.score_block (seqeval default mode), same inference path for both",
+    }
+
+
+def settings_of(plan: Plan, planned: Plan, step_s: float, options: Options, source: str) -> dict[str, Any]:
+    return {
+        **asdict(plan),
+        "train_sentences": plan.train_sentences,
+        "warmup_steps": plan.warmup_steps,
+        "planned_steps": planned.steps,
+        "estimated_step_s": round(step_s, 4),
+        "budget_s": None if options.quick else BUDGET_S,
+        "data": source,
+        "precision": "fp32",
+        "device": "cpu",
+        "baseline_sampling": "random (Trainer default)",
+        "nertool_sampling": "length-grouped (Loop default)",
+        "baseline_optimizer": "Trainer default (adamw_torch_fused)",
+        "nertool_optimizer": "torch.optim.AdamW",
+        "timed": "Trainer.train() / Loop.run() only (the Loop's end-of-run checkpoint included)",
+    }
+
+
+def run(options: Options) -> dict[str, Any]:
+    planned = plan_for(options)
+    ready = prepare(planned, options)
+    model, tokenizer, initial = ready["model"], ready["tokenizer"], ready["initial"]
+    step_s = seconds_per_step(fresh_copy(model, initial), tokenizer, ready["dataset"], planned.batch_size)
+    plan = planned if options.quick else fit_to_budget(planned, step_s, BUDGET_S)
+    dataset, features = first_sentences(ready, plan.train_sentences)
+    base_model, our_model = fresh_copy(model, initial), fresh_copy(model, initial)
+    identical = same_weights(base_model.state_dict(), our_model.state_dict())
+    with tempfile.TemporaryDirectory(prefix="nertool-bench-") as tmp:
+        base = train_with_trainer(base_model, tokenizer, dataset, plan, Path(tmp) / "trainer")
+        ours = train_with_loop(our_model, features, plan, Path(tmp) / "loop")
+    names = (
+        "transformers.Trainer + DataCollatorForTokenClassification (example preprocessing)",
+        "nertool.train.Loop (Accelerate, length-grouped batches)",
+    )
+    quality = quality_of(base, ours, identical, ready)
+    settings = settings_of(plan, planned, step_s, options, ready["source"])
+    return make_record(SCENARIO, options, rows_of(base, ours), quality, settings, names)
