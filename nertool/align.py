@@ -15,7 +15,9 @@ never over token strings: XLM-R emits bare ``▁`` pieces and some characters gi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -54,16 +56,53 @@ def word_pieces(
 ) -> list[list[list[int]]]:
     """Subword ids of every word of every sentence (``[]`` for a word that yields none).
 
-    Tokenises whole sentences with ``is_split_into_words`` (so each word gets XLM-R's
-    word-initial ``▁`` exactly as in pre-training) and groups pieces by ``word_ids()``.
+    Tokenises whole sentences as pre-split words (so each word gets XLM-R's word-initial ``▁``
+    exactly as in pre-training) and groups pieces by ``word_ids``. The fast tokenizer's own
+    backend is called when there is one (same ids, without transformers' per-sentence
+    conversions), and the garbage collector is paused while millions of small lists are made.
     """
+    encode = _batch_encoder(tokenizer)
     result: list[list[list[int]]] = []
-    for begin in range(0, len(sentences), chunk):
-        batch = [list(words) for words in sentences[begin : begin + chunk]]
-        encoded = tokenizer(batch, is_split_into_words=True, add_special_tokens=False)
-        for index, words in enumerate(batch):
-            result.append(group_by_word(encoded["input_ids"][index], encoded.word_ids(index), len(words)))
+    with gc_paused():
+        for begin in range(0, len(sentences), chunk):
+            batch = [list(words) for words in sentences[begin : begin + chunk]]
+            for words, (ids, word_ids) in zip(batch, encode(batch), strict=True):
+                result.append(group_by_word(ids, word_ids, len(words)))
     return result
+
+
+def _batch_encoder(tokenizer: Any) -> Callable[[list[list[str]]], list[tuple[list[int], list[int | None]]]]:
+    """(ids, word ids) per pre-split sentence, without special tokens."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and getattr(tokenizer, "is_fast", False):
+
+        def fast(batch: list[list[str]]) -> list[tuple[list[int], list[int | None]]]:
+            encodings = backend.encode_batch(batch, is_pretokenized=True, add_special_tokens=False)
+            return [(e.ids, e.word_ids) for e in encodings]
+
+        return fast
+
+    def generic(batch: list[list[str]]) -> list[tuple[list[int], list[int | None]]]:
+        encoded = tokenizer(batch, is_split_into_words=True, add_special_tokens=False)
+        return [(encoded["input_ids"][i], encoded.word_ids(i)) for i in range(len(batch))]
+
+    return generic
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small, acyclic lists.
+
+    Building features allocates millions of small lists, which triggers collections that
+    find nothing; pausing them makes encoding about a third faster.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def group_by_word(input_ids: Sequence[int], word_ids: Sequence[int | None], n_words: int) -> list[list[int]]:

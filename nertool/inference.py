@@ -27,7 +27,9 @@ class WordPrediction:
     scores: tuple[float | None, ...]
 
 
-def sentence_features(tokenizer: Any, sentences: Sequence[Sequence[str]], max_length: int) -> list[list[Feature]]:
+def sentence_features(
+    tokenizer: Any, sentences: Sequence[Sequence[str]], max_length: int
+) -> list[list[Feature]]:
     """Features (windows) of each sentence, with no labels."""
     pieces = word_pieces(tokenizer, sentences)
     return [
@@ -52,7 +54,9 @@ def _run_batches(
     batches = token_budget_batches([len(f) for f in features], max_tokens, max_batch)
     for batch_indices in batches:
         batch = collate([features[i] for i in batch_indices], pad_id)
-        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
+        logits = model(
+            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+        ).logits
         probs, ids = torch.softmax(logits.float(), dim=-1).max(dim=-1)  # (batch, seq) each
         id_rows, prob_rows = ids.tolist(), probs.tolist()  # one conversion per batch, not two per row
         for row, index in enumerate(batch_indices):
@@ -62,8 +66,12 @@ def _run_batches(
 
 
 def predict_features(
-    model: Any, grouped: Sequence[Sequence[Feature]], n_words: Sequence[int], pad_id: int,
-    max_tokens: int = 8192, max_batch: int = 256,
+    model: Any,
+    grouped: Sequence[Sequence[Feature]],
+    n_words: Sequence[int],
+    pad_id: int,
+    max_tokens: int = 8192,
+    max_batch: int = 256,
 ) -> list[WordPrediction]:
     """Word predictions for sentences given as their features (one list per sentence)."""
     flat = [feature for features in grouped for feature in features]
@@ -76,7 +84,9 @@ def predict_features(
 
 
 def _merge(
-    grouped: Sequence[Sequence[Feature]], n_words: Sequence[int], outputs: Iterator[tuple[list[int], list[float]]]
+    grouped: Sequence[Sequence[Feature]],
+    n_words: Sequence[int],
+    outputs: Iterator[tuple[list[int], list[float]]],
 ) -> Iterator[WordPrediction]:
     for features, count in zip(grouped, n_words, strict=True):
         ids: list[int | None] = [None] * count
@@ -89,16 +99,21 @@ def _merge(
 
 
 def predict_sentences(
-    model: Any, tokenizer: Any, sentences: Sequence[Sequence[str]], accelerator: Any = None,
-    max_tokens: int = 8192, max_batch: int = 256,
+    model: Any,
+    tokenizer: Any,
+    sentences: Sequence[Sequence[str]],
+    accelerator: Any = None,
+    max_tokens: int = 8192,
+    max_batch: int = 256,
 ) -> list[WordPrediction]:
     """Word predictions for every sentence, sharded over processes when ``accelerator`` has several."""
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     mine = list(range(rank, len(sentences), world))
     max_length = model_max_length(model, tokenizer)
     grouped = sentence_features(tokenizer, [sentences[i] for i in mine], max_length)
-    local = predict_features(model, grouped, [len(sentences[i]) for i in mine], tokenizer.pad_token_id,
-                             max_tokens, max_batch)
+    local = predict_features(
+        model, grouped, [len(sentences[i]) for i in mine], tokenizer.pad_token_id, max_tokens, max_batch
+    )
     if world == 1:
         return local
     from accelerate.utils import gather_object

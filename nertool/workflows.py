@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nertool.align import Feature, build_features, word_pieces
+from nertool.align import Feature, build_features, gc_paused, word_pieces
 from nertool.config import Recipe, dump_recipe
 from nertool.data import Corpus, load_corpus, plan_sample, sample_sentences
 from nertool.error_analysis import LossRecord
@@ -195,18 +195,19 @@ def encode_training(
 ) -> list[Feature]:
     """Labelled features (windows) of every training sentence."""
     pieces = word_pieces(tokenizer, [s.tokens for s in sentences])
-    features = []
-    for index, (sentence, word_list) in enumerate(zip(sentences, pieces, strict=True)):
-        features += build_features(
-            index,
-            word_list,
-            max_length,
-            tokenizer.bos_token_id,
-            tokenizer.eos_token_id,
-            label_map.encode(sentence.tags),
-            strategy,  # type: ignore[arg-type]
-            label_map.inside_of,
-        )
+    features: list[Feature] = []
+    with gc_paused():
+        for index, (sentence, word_list) in enumerate(zip(sentences, pieces, strict=True)):
+            features += build_features(
+                index,
+                word_list,
+                max_length,
+                tokenizer.bos_token_id,
+                tokenizer.eos_token_id,
+                label_map.encode(sentence.tags),
+                strategy,  # type: ignore[arg-type]
+                label_map.inside_of,
+            )
     return features
 
 
