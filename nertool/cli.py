@@ -170,7 +170,7 @@ def evaluate(
         result = evaluate_model(
             model, data, _split_list(languages), _split_list(split), output, file_format, strict_tags, options
         )
-        render.print_evaluation(result.metrics, title=f"{model} on {data}")
+        render.print_metrics(result.metrics, title=f"{model} on {data}")
         if output is not None and report:
             render.console.print(f"report: {output / 'report.md'}")
 

@@ -71,26 +71,6 @@ def _fmt(value: Any) -> str:
     return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def print_metrics(metrics: dict[str, Any], title: str) -> None:
-    """One row per language and split: F1, strict F1, precision, recall, sentences."""
-    table = Table(title=title)
-    for column in ("language", "split", "f1", "strict_f1", "precision", "recall", "token_acc", "sentences"):
-        table.add_column(column, justify="left" if column in ("language", "split") else "right")
-    for language, splits in metrics.get("languages", {}).items():
-        for split, s in splits.items():
-            table.add_row(
-                language,
-                split,
-                _fmt(s["f1"]),
-                _fmt(s["strict_f1"]),
-                _fmt(s["precision"]),
-                _fmt(s["recall"]),
-                _fmt(s.get("token_accuracy")),
-                str(s["sentences"]),
-            )
-    console.print(table)
-
-
 def print_inspection(report: dict[str, Any]) -> None:
     """Per language and split: sentences, tokens, entities, share of O, and the alignment audit."""
     table = Table(title=f"data: {report['source']}")
@@ -162,8 +142,9 @@ def _interval(block: dict[str, Any], key: str = "f1_ci") -> str:
     return f"{interval['low']:.3f}–{interval['high']:.3f}" if interval else ""
 
 
-def print_evaluation(metrics: dict[str, Any], title: str) -> None:
-    """Evaluation scores: micro F1 with its bootstrap interval (if any), macro/strict F1, token accuracy."""
+def print_metrics(metrics: dict[str, Any], title: str) -> None:
+    """Scores per language and split: micro F1 with its bootstrap interval (if any), macro/strict F1,
+    precision, recall, token accuracy, sentences."""
     table = Table(title=title)
     columns = (
         "language",
