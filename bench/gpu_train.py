@@ -45,6 +45,7 @@ from bench.harness import (
     write_record,
 )
 from bench.training import CountingCollator
+from nertool.train import SilentReporter
 
 SCENARIO = "gpu_train"
 # Dense bf16 tensor-core peaks (no sparsity), by a substring of torch.cuda.get_device_name().
@@ -176,23 +177,14 @@ class StepClock:
         return t1 - t0, s1 - s0, r1 - r0
 
 
-class ClockReporter:
+class ClockReporter(SilentReporter):
     """``nertool.train.Reporter`` that marks the clock after each optimizer step."""
 
     def __init__(self, clock: StepClock):
         self.clock = clock
 
-    def start(self, total_steps: int, done: int) -> None:
-        pass
-
     def step(self, step: int, loss: float) -> None:
         self.clock.mark(step)
-
-    def log(self, record: dict[str, Any]) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
 
 
 # ---------------------------------------------------------------- the two sides

@@ -34,6 +34,7 @@ from bench.harness import (
     make_record,
     stopwatch,
 )
+from nertool.train import SilentReporter
 
 SCENARIO = "training"
 BUDGET_S = 240.0  # both timed runs together (full mode); fewer steps when this machine is slower
@@ -91,23 +92,14 @@ class CountingCollator:
         return 1.0 - self.real / self.positions if self.positions else 0.0
 
 
-class LossReporter:
+class LossReporter(SilentReporter):
     """A ``nertool.train.Reporter`` that keeps the training losses (for the mean training loss)."""
 
     def __init__(self) -> None:
         self.losses: list[float] = []
 
-    def start(self, total_steps: int, done: int) -> None:
-        pass
-
     def step(self, step: int, loss: float) -> None:
         self.losses.append(loss)
-
-    def log(self, record: dict[str, Any]) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
 
 
 @dataclass(frozen=True)
