@@ -356,7 +356,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="a 2 x 128 model instead of XLM-R-base size")
     parser.add_argument("--quick", action="store_true", help="a few steps only")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per side")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results folder (default: bench/results, or a temp folder for --tiny)",
+    )
     parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
     parser.add_argument("--threads", type=int, default=1, help="torch threads when --device cpu (0: torch's)")
     args = parser.parse_args(argv)
@@ -365,10 +370,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_libraries()
     if not args.device.startswith("cuda"):
         set_threads(args.threads)
-    options = Options(args.quick, args.out, CACHE, args.data_root, args.device)
+    # A smoke test (--tiny) must not overwrite the real GPU results kept in bench/results.
+    out = args.out or (Path(tempfile.mkdtemp(prefix="nertool-gpu-smoke-")) if args.tiny else RESULTS)
+    options = Options(args.quick, out, CACHE, args.data_root, args.device)
     record = run(options, tiny=args.tiny, steps=args.steps)
     print(render_table(record))
-    print(f"-> {write_record(record, args.out)}")
+    print(f"-> {write_record(record, out)}")
     return 0
 
 
