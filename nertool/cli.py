@@ -60,7 +60,6 @@ def _setup_logging(level: int) -> None:
     logger = logging.getLogger("nertool")
     logger.handlers = [RichHandler(show_time=False, show_path=False, console=_console(stderr=True))]
     logger.setLevel(level)
-    logger.propagate = False
     for noisy in ("transformers", "accelerate", "datasets"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     import os
