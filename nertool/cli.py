@@ -35,6 +35,7 @@ Overrides = Annotated[
 OutDir = Annotated[
     Path | None, typer.Option("-o", "--output", help="Output folder (default: runs/<recipe name>).")
 ]
+Resume = Annotated[bool, typer.Option(help="Continue from the run folder's last checkpoint.")]
 
 
 def _version(value: bool) -> None:
@@ -104,7 +105,7 @@ def train(
     recipe: Annotated[Path, typer.Argument(help="Recipe TOML file (see recipes/).")],
     output: OutDir = None,
     overrides: Overrides = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the run folder's last checkpoint.")] = False,
+    resume: Resume = False,
 ) -> None:
     """Fine-tune a token-classification model; writes model/, metrics.json and logs to the run folder."""
     from nertool import render
@@ -303,7 +304,7 @@ def pretrain(
     recipe: Annotated[Path, typer.Argument(help="Recipe TOML with a [pretrain] section (see recipes/).")],
     output: OutDir = None,
     overrides: Overrides = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the run folder's last checkpoint.")] = False,
+    resume: Resume = False,
 ) -> None:
     """Masked-LM (continued) pre-training on raw text; RUN_DIR/model/ then serves as model.name for train."""
     from nertool import render

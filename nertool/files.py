@@ -35,8 +35,3 @@ def replace_folder(tmp: Path, final: Path) -> None:
     tmp.rename(final)
     if old.exists():
         shutil.rmtree(old)
-
-
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, ensure_ascii=False) + "\n")

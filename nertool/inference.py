@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from nertool.align import Feature, build_features, first_piece_positions, word_pieces
+from nertool.align import Feature, build_features, merge_word_values, word_pieces
 from nertool.batching import collate, token_budget_batches
 
 
@@ -89,12 +89,11 @@ def _merge(
     outputs: Iterator[tuple[list[int], list[float]]],
 ) -> Iterator[WordPrediction]:
     for features, count in zip(grouped, n_words, strict=True):
-        ids: list[int | None] = [None] * count
-        scores: list[float | None] = [None] * count
-        for feature in features:  # as align.merge_word_values, with the positions found once for both
-            feature_ids, feature_scores = next(outputs)
-            for word, position in first_piece_positions(feature).items():
-                ids[word], scores[word] = feature_ids[position], feature_scores[position]
+        # (label id, probability) per position, so each word's pair is read once, at its first piece
+        paired = [list(zip(*next(outputs), strict=True)) for _ in features]
+        merged = merge_word_values(count, features, paired)
+        ids = [None if pair is None else pair[0] for pair in merged]
+        scores = [None if pair is None else pair[1] for pair in merged]
         yield WordPrediction(tuple(ids), tuple(scores))
 
 
