@@ -31,9 +31,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -521,6 +522,19 @@ def prepare(recipe: Recipe, run_dir: Path, resume: bool, accelerator: Any) -> Pr
     return PretrainData(model, tokenizer, masking_spec(tokenizer, p, recipe.seed), blocks, heldout, manifest)
 
 
+def collation_workers(accelerator: Any) -> int:
+    """Worker processes that mask batches while the accelerator trains on the last one.
+
+    Masking is per block in Python (about 20 ms for 128 blocks of 128 positions), as long as a
+    small encoder's whole step on a GPU. On a CPU the workers would take cores from the model
+    itself, so masking stays in the training process there.
+    """
+    if accelerator.device.type == "cpu":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(4, cores // accelerator.num_processes - 1))
+
+
 def pretrain_run(
     recipe: Recipe, run_dir: Path, resume: bool = False, reporter: Reporter | None = None
 ) -> PretrainResult:
@@ -529,7 +543,10 @@ def pretrain_run(
     accelerator = make_accelerator(pretrain_settings(recipe, 1))  # needs only precision and accumulation
     data = prepare(recipe, run_dir, resume, accelerator)
     batches = math.ceil(len(data.blocks) / recipe.train.batch_size)
-    settings = pretrain_settings(recipe, batches, accelerator.num_processes)
+    settings = replace(
+        pretrain_settings(recipe, batches, accelerator.num_processes),
+        loader_workers=collation_workers(accelerator),
+    )
     items = [IndexedBlock(index, block) for index, block in enumerate(data.blocks)]
     every = recipe.pretrain.eval_every or max(1, (settings.max_steps or 1) // 10)
     collator, lengths = MaskingCollator(data.spec), [len(item) for item in items]

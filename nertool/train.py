@@ -52,6 +52,7 @@ class LoopSettings:
     max_steps: int | None = None
     max_seconds: float | None = None
     seed: int = 42
+    loader_workers: int = 0
 
 
 @dataclass
@@ -238,6 +239,7 @@ class Loop:
             batch_sampler=batches[skip * world :],
             collate_fn=self.collator,
             generator=generator,
+            num_workers=self.settings.loader_workers,
         )
         return self.accelerator.prepare_data_loader(loader)
 
