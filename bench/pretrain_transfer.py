@@ -68,7 +68,13 @@ def sets(pairs: dict[str, Any]) -> list[str]:
 def pretrain(args: argparse.Namespace, work: Path) -> tuple[Path, dict[str, Any]]:
     """Pre-train (or take ``--encoder``); the encoder folder and a summary of its log."""
     if args.encoder:
-        return args.encoder, {"encoder": str(args.encoder), "reused": True}
+        run_dir = args.encoder.parent  # a run folder holds model/ beside its log and manifest
+        found = (run_dir / "train_log.jsonl").is_file() and (run_dir / "data_manifest.json").is_file()
+        return args.encoder, {
+            "encoder": str(args.encoder),
+            "reused": True,
+            **(pretrain_summary(run_dir) if found else {}),
+        }
     run_dir = work / "pretrain"
     overrides = {"pretrain.text": [str(args.data)], **dict(_pair(item) for item in args.pretrain_set)}
     seconds = nertool(

@@ -99,3 +99,40 @@ def test_memory_compares_a_large_file_with_a_small_one(results: Path) -> None:
     record = load(results, "memory")
     assert record["settings"]["large_mb"] > record["settings"]["small_mb"]
     assert record["quality"]["lines"]["large"] > record["quality"]["lines"]["small"]
+
+
+def test_pretrain_transfer_records_both_encoders_at_every_learning_rate(tmp_path: Path) -> None:
+    """Toy sizes on the bundled sample: pre-train 3 steps, fine-tune 1 epoch at two learning rates."""
+    sample = ROOT / "nertool" / "resources" / "sample"
+    languages = '["de","fr","en"]'
+    run_module(
+        [
+            "bench.pretrain_transfer",
+            "--pretrain-recipe", str(ROOT / "recipes" / "pretrain-wikiann-cpu.toml"),
+            "--data", str(sample),
+            "--pretrain-set", f"pretrain.languages={languages}",
+            "--pretrain-set", "pretrain.steps=3",
+            "--pretrain-set", "pretrain.eval_every=3",
+            "--pretrain-set", "model.vocab_size=600",
+            "--finetune-set", f"data.eval_languages={languages}",
+            "--finetune-set", "train.epochs=1",
+            "--lr", "1e-3", "--lr", "5e-4",
+            "--train-sentences", "120", "--eval-sentences", "40",
+            "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--name", "pt",
+        ],
+        ROOT,
+    )  # fmt: skip
+    record = json.loads((tmp_path / "out" / "pt.json").read_text(encoding="utf-8"))
+    pretraining, runs = record["settings"]["pretraining"], record["settings"]["fine_tuning"]
+    assert pretraining["steps"] == 3 and [e["step"] for e in pretraining["heldout"]] == [3]
+    assert sorted((r["encoder"], r["learning_rate"]) for r in runs) == [
+        ("pretrained", 5e-4), ("pretrained", 1e-3), ("random", 5e-4), ("random", 1e-3)
+    ]  # fmt: skip
+    assert [row["metric"] for row in record["rows"]] == [
+        "zero-shot mean F1", "de test F1 (in-language)", "fr test F1 (zero-shot)", "en test F1 (zero-shot)"
+    ]  # fmt: skip
+    for encoder, side in (("random", "baseline"), ("pretrained", "nertool")):
+        best = max((r for r in runs if r["encoder"] == encoder), key=lambda r: r["dev_f1"])
+        assert record["quality"]["chosen_learning_rate"][encoder] == best["learning_rate"]
+        assert record["rows"][1][side] == pytest.approx(best["test_f1"]["de"], abs=1e-4)
+    assert record["baseline_name"] == "random weights (scratch:tiny)"

@@ -22,15 +22,18 @@ from nertool.pretrain import (
     MaskedOnlyHead,
     MaskingCollator,
     MaskingSpec,
-    TextSource,
+    collation_workers,
     heldout_scorer,
-    language_shares,
-    mix_documents,
     pretrain_run,
     pretrain_settings,
+    with_sparse_head,
+)
+from nertool.pretrain_text import (
+    TextSource,
+    language_shares,
+    mix_documents,
     read_text_sources,
     round_counts,
-    with_sparse_head,
 )
 from nertool.train import Interrupted, SilentReporter, total_steps
 from nertool.workflows import train_run
@@ -220,6 +223,35 @@ def test_labels_mark_exactly_the_chosen_positions():
     assert torch.equal(batch["input_ids"][~chosen], original[~chosen])
     assert not chosen[:, 0].any() and not chosen[:, -1].any()  # <s> and </s> never
     assert 0.2 < chosen.sum().item() / (16 * 62) < 0.4
+
+
+def test_masks_from_loader_workers_equal_masks_made_in_process():
+    """On an accelerator the masking runs in DataLoader workers; they must draw the same masks."""
+    items = _blocks([20, 60, 40, 33, 64, 25])
+    collator = MaskingCollator(SPEC, epoch=2)
+    batches = [[0, 1, 2], [3, 4, 5]]
+
+    def load(workers):
+        loader = torch.utils.data.DataLoader(
+            items, batch_sampler=batches, collate_fn=collator, num_workers=workers
+        )
+        return list(loader)
+
+    for here, there in zip(load(0), load(2), strict=True):
+        assert all(torch.equal(here[key], there[key]) for key in here)
+
+
+class _Accelerator:
+    def __init__(self, device: str, processes: int = 1):
+        self.device, self.num_processes = torch.device(device), processes
+
+
+def test_masking_workers_only_where_the_model_is_not_on_the_cpu(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert collation_workers(_Accelerator("cpu")) == 0  # workers would take the model's cores
+    assert collation_workers(_Accelerator("cuda")) == 4
+    assert collation_workers(_Accelerator("cuda", processes=8)) == 1  # 2 cores per process
+    assert collation_workers(_Accelerator("cuda", processes=16)) == 0
 
 
 def test_heldout_score_uses_fixed_masks():
