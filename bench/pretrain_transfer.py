@@ -90,7 +90,7 @@ def pretrain_summary(run_dir: Path) -> dict[str, Any]:
     evals = [{"step": line["step"], **line["eval"]} for line in lines if "eval" in line]
     manifest = json.loads((run_dir / "data_manifest.json").read_text())
     return {
-        "steps": steps[-1]["step"] if steps else 0,
+        "steps": max((line["step"] for line in lines), default=0),
         "tokens_per_s": round(steps[-1].get("tokens_per_s", 0.0), 1) if steps else None,
         "heldout": evals,
         "data": manifest,
