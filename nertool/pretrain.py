@@ -16,7 +16,6 @@ masks (RoBERTa's dynamic masking). Held-out blocks use epoch -1: the same masks 
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import os
 from collections.abc import Sequence
@@ -51,8 +50,6 @@ from nertool.train import (
     SilentReporter,
     make_accelerator,
 )
-
-log = logging.getLogger("nertool")
 
 HELDOUT_EPOCH = -1
 
