@@ -6,7 +6,7 @@ did not ask for, and so the same result can be printed, saved or tested.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -142,57 +142,54 @@ def _interval(block: dict[str, Any], key: str = "f1_ci") -> str:
     return f"{interval['low']:.3f}–{interval['high']:.3f}" if interval else ""
 
 
+def _print_language_split_table(
+    title: str, columns: Sequence[str], metrics: dict[str, Any], cells: Callable[[dict[str, Any]], list[str]]
+) -> None:
+    """One row per (language, split) of a metrics dict; ``cells`` gives the columns after those two."""
+    table = Table(title=title)
+    for column in ("language", "split", *columns):
+        table.add_column(column, justify="left" if column in ("language", "split") else "right")
+    for language, splits in metrics.get("languages", {}).items():
+        for split, block in splits.items():
+            table.add_row(language, split, *cells(block))
+    console.print(table)
+
+
 def print_metrics(metrics: dict[str, Any], title: str) -> None:
     """Scores per language and split: micro F1 with its bootstrap interval (if any), macro/strict F1,
     precision, recall, token accuracy, sentences."""
-    table = Table(title=title)
-    columns = (
-        "language",
-        "split",
-        "f1",
-        "95% CI",
-        "macro_f1",
-        "strict_f1",
-        "precision",
-        "recall",
-        "token_acc",
-        "sentences",
+    columns = ("f1", "95% CI", "macro_f1", "strict_f1", "precision", "recall", "token_acc", "sentences")
+    _print_language_split_table(
+        title,
+        columns,
+        metrics,
+        lambda s: [
+            _fmt(s["f1"]),
+            _interval(s),
+            _fmt(s.get("macro_f1")),
+            _fmt(s["strict_f1"]),
+            _fmt(s["precision"]),
+            _fmt(s["recall"]),
+            _fmt(s.get("token_accuracy")),
+            str(s["sentences"]),
+        ],
     )
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("language", "split") else "right")
-    for language, splits in metrics.get("languages", {}).items():
-        for split, s in splits.items():
-            table.add_row(
-                language,
-                split,
-                _fmt(s["f1"]),
-                _interval(s),
-                _fmt(s.get("macro_f1")),
-                _fmt(s["strict_f1"]),
-                _fmt(s["precision"]),
-                _fmt(s["recall"]),
-                _fmt(s.get("token_accuracy")),
-                str(s["sentences"]),
-            )
-    console.print(table)
 
 
 def print_seed_metrics(metrics: dict[str, Any], title: str) -> None:
     """Multi-seed runs: mean ± standard deviation of F1 and strict F1 per language and split."""
-    table = Table(title=title)
-    for column in ("language", "split", "f1 mean ± std", "strict_f1 mean ± std", "seeds", "sentences"):
-        table.add_column(column, justify="left" if column in ("language", "split") else "right")
-    for language, splits in metrics.get("languages", {}).items():
-        for split, s in splits.items():
-            table.add_row(
-                language,
-                split,
-                f"{s['f1_mean']:.3f} ± {s['f1_std']:.3f}",
-                f"{s['strict_f1_mean']:.3f} ± {s['strict_f1_std']:.3f}",
-                str(len(s["seeds"])),
-                str(s["sentences"]),
-            )
-    console.print(table)
+    columns = ("f1 mean ± std", "strict_f1 mean ± std", "seeds", "sentences")
+    _print_language_split_table(
+        title,
+        columns,
+        metrics,
+        lambda s: [
+            f"{s['f1_mean']:.3f} ± {s['f1_std']:.3f}",
+            f"{s['strict_f1_mean']:.3f} ± {s['strict_f1_std']:.3f}",
+            str(len(s["seeds"])),
+            str(s["sentences"]),
+        ],
+    )
 
 
 def print_comparison(result: dict[str, Any]) -> None:
