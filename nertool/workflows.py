@@ -187,7 +187,7 @@ def run_tokenizer(recipe: Recipe, data: TrainingData, folder: Path, resume: bool
     if not (resume and (folder / "tokenizer.json").is_file()) and accelerator.is_main_process:
         build_tokenizer(recipe, data.train).save_pretrained(folder)
     accelerator.wait_for_everyone()
-    return load_tokenizer(str(folder))
+    return load_tokenizer(str(folder), trust_remote_code=recipe.model.trust_remote_code)
 
 
 def encode_training(
@@ -321,16 +321,22 @@ def train_run(
         write_json(run_dir / "data_manifest.json", data.manifest)
     loop.resume_or_restart(resume, run_dir / "train_log.jsonl")
     state = loop.run()
-    metrics = final_metrics(run_dir, data, accelerator, state.best_step)
+    metrics = final_metrics(run_dir, data, accelerator, state.best_step, recipe.model.trust_remote_code)
     if main:
         write_json(run_dir / "metrics.json", metrics)
     return RunResult(run_dir, metrics, state.history)
 
 
-def final_metrics(run_dir: Path, data: TrainingData, accelerator: Any, best_step: int) -> dict[str, Any]:
-    """Score the kept model on validation and test of every evaluation language."""
+def final_metrics(
+    run_dir: Path, data: TrainingData, accelerator: Any, best_step: int, trust_remote_code: bool = False
+) -> dict[str, Any]:
+    """Score the kept model on validation and test of every evaluation language.
+
+    The model was saved from the recipe's model, so it may run that model's code only when
+    the recipe allowed it (``model.trust_remote_code``).
+    """
     accelerator.wait_for_everyone()
-    model, tokenizer, label_map = load_trained(run_dir / "model")
+    model, tokenizer, label_map = load_trained(run_dir / "model", trust_remote_code)
     model.to(accelerator.device)
     evaluations = [
         evaluate_split(model, tokenizer, label_map, sentences, language, split, accelerator)
