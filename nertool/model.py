@@ -238,8 +238,7 @@ def weights_message(folder: str, error: Exception) -> str:
     if isinstance(error, SafetensorError):
         file = Path(folder) / "model.safetensors"
         where = file if file.exists() else Path(folder)
-        detail = _first_line(error)
-        return f"{where}: model.safetensors is truncated or corrupt ({detail}); retrain or restore it"
+        return f"{where}: model.safetensors is truncated or corrupt; retrain or restore it"
     return f"cannot load model from {folder}: {_first_line(error)}"
 
 
