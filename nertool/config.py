@@ -186,11 +186,14 @@ def _resolve_path(value: Any, base: Path) -> Any:
 
 
 def _format_validation(error: ValidationError, origin: str) -> str:
+    """``origin: section.key: what is wrong (got value)``, without pydantic's union-branch names."""
     first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"])
+    parts = [part for part in first["loc"] if not (isinstance(part, str) and "[" in part)]
+    key = ".".join(f"[{part}]" if isinstance(part, int) else str(part) for part in parts).replace(".[", "[")
     if first["type"] == "extra_forbidden":
         return f"{origin}: unknown key {key!r}; check the spelling (see recipes/ for every key)"
-    return f"{origin}: {key}: {first['msg']} (got {first.get('input')!r})"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{origin}: {key}: {message} (got {first.get('input')!r})"
 
 
 def build_recipe(data: Mapping[str, Any], origin: str = "recipe") -> Recipe:
