@@ -405,8 +405,10 @@ def predict(
     """Tag text, CoNLL or JSONL files; one output record per input line/sentence, in order."""
     from nertool import render
     from nertool.predict import Tagger, predict_files
+    from nertool.predict_io import expand_inputs
 
     with _errors():
+        expand_inputs(inputs)  # a missing or repeated input fails before the model loads
         tagger = Tagger.load(model, device, quantize, max_tokens, batch_size)
         with render.unit_progress(enabled=output not in (None, "-")) as advance:
             summary = predict_files(

@@ -211,6 +211,8 @@ def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recip
     if path is not None:
         path = Path(path)
         origin = str(path)
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a folder, not a recipe; pass the path of a .toml file")
         if not path.is_file():
             raise ConfigError(f"{path}: recipe not found; pass the path of a .toml file (see recipes/)")
         try:

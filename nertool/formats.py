@@ -174,7 +174,7 @@ def _jsonl_fields(record: object, path: Path, number: int) -> tuple[list[str], l
             )
         if name == "ner_tags" and any(isinstance(tag, int) for tag in value):
             raise DataError(
-                "field 'ner_tags' holds integer ids; write the tag names (\"B-PER\", \"O\", ...), "
+                "field 'ner_tags' holds integer ids; write the tag names such as B-PER and O: "
                 "a local file carries no label list to map ids through",
                 path,
                 number,
@@ -182,8 +182,7 @@ def _jsonl_fields(record: object, path: Path, number: int) -> tuple[list[str], l
         wrong = next((item for item in value if not isinstance(item, str)), None)
         if wrong is not None:
             raise DataError(
-                f"field {name!r} must be a list of strings, found an item {wrong!r:.40}; "
-                "quote every item",
+                f"field {name!r} must be a list of strings, found an item {wrong!r:.40}; quote every item",
                 path,
                 number,
             )
