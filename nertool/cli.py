@@ -1,24 +1,47 @@
 """The ``nertool`` command line: Typer commands that parse, call a workflow, render its result.
 
 Each command is a thin layer over a plain function in ``workflows`` (which tests call
-directly). Any ``NertoolError`` becomes one line on stderr and exit code 1 — never a
-traceback. Heavy libraries (torch, transformers) are imported inside commands, so
+directly). Heavy libraries (torch, transformers) are imported inside commands, so
 ``nertool --help`` is instant.
+
+Exit codes and the one error boundary (``_errors``):
+
+- 2: a usage error, found while parsing, before any work starts: an unknown ``--format``,
+  ``--split``, ``--input-format``, ``--output-format`` or ``--text-mode`` (click choices), a
+  language that is not a code (``nertool.langcode``), an unknown ``--encoding``, a ``--device``
+  this machine does not have (``cuda`` without a CUDA device).
+- 1: the input is wrong or the system refused: any ``NertoolError``, and the standard errors
+  that leak from below (``OSError`` such as a permission, a folder where a file belongs, a full
+  disk; invalid JSON, TOML or UTF-8 in a file nertool did not write; a corrupt safetensors
+  file; a pydantic ``ValidationError``) become one line ``error: <file>: <what>; <what to do>``.
+- 1: anything else is a bug; it is one line too, ``error: internal error: <type>: <message>``,
+  naming ``NERTOOL_DEBUG=1``, with which the exception propagates with its traceback.
+- 130: interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
+import tomllib
 import typer
 
 from nertool import __version__
+from nertool.data import SPLITS
 from nertool.errors import NertoolError
+from nertool.formats import FileFormat
+from nertool.langcode import LANGUAGE_RULE, is_language_code
+from nertool.predict_io import InputFormat, TextMode
+from nertool.predict_writers import OutputFormat
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -79,15 +102,153 @@ def _console(stderr: bool = False) -> Any:
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Expected failures: one readable line, exit code 1."""
+    """The one error boundary: every failure is one readable line (see the module docstring)."""
     try:
         yield
+    except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        raise
     except NertoolError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        _fail(str(error))
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)
         raise typer.Exit(130) from None
+    except Exception as error:
+        message = _leaked_message(error)
+        if message is None and os.environ.get("NERTOOL_DEBUG", "") not in ("", "0"):
+            raise
+        _fail(message or _internal_message(error))
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {' '.join(message.split())}", err=True)  # one line, whatever the message holds
+    raise typer.Exit(1) from None
+
+
+_OS_ADVICE = {
+    "EACCES": "check its permissions",
+    "EPERM": "check its permissions",
+    "ENOENT": "check the path",
+    "EISDIR": "it is a folder: name a file",
+    "ENOTDIR": "a part of the path is a file, not a folder: check the path",
+    "EEXIST": "it already exists: remove it or choose another path",
+    "ENOSPC": "the disk is full: free space or write somewhere else",
+    "EDQUOT": "the disk quota is used up: free space or write somewhere else",
+    "EROFS": "the file system is read-only: write somewhere else",
+    "ELOOP": "too many symbolic links: check the path",
+}
+
+
+def _leaked_message(error: Exception) -> str | None:
+    """The one-line message for a standard error that escaped the library, or None for a bug."""
+    if isinstance(error, OSError):
+        return _os_message(error)
+    if isinstance(error, json.JSONDecodeError):
+        return f"invalid JSON ({error.msg}, line {error.lineno} column {error.colno}); {_REWRITE}"
+    if isinstance(error, tomllib.TOMLDecodeError):
+        return f"invalid TOML ({error}); fix the file"
+    if isinstance(error, UnicodeDecodeError):
+        return f"a file is not valid {error.encoding} ({error.reason}); re-save it as UTF-8"
+    if type(error).__name__ == "SafetensorError":
+        return f"cannot read a safetensors file ({error}); {_REWRITE}"
+    if type(error).__name__ == "ValidationError" and type(error).__module__.startswith("pydantic"):
+        first = error.errors()[0]  # type: ignore[attr-defined]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"invalid setting {where}: {first['msg']}; fix it"
+    if isinstance(error, MemoryError):
+        return "out of memory; use smaller batches (batch_size, --max-tokens) or less data"
+    if type(error).__name__ == "OutOfMemoryError":
+        return "out of GPU memory; use smaller batches (train.batch_size, --max-tokens) or a larger GPU"
+    return None
+
+
+_REWRITE = "the file is damaged or incomplete: rewrite it (rerun the command that made it)"
+
+
+def _os_message(error: OSError) -> str:
+    """``file: what; what to do`` from the error's filename, errno and text."""
+    import errno
+
+    name = errno.errorcode.get(error.errno or 0, "")
+    what = error.strerror or str(error)
+    advice = _OS_ADVICE.get(name, "check the path and permissions")
+    paths = [str(path) for path in (error.filename, error.filename2) if path is not None]
+    return f"{' -> '.join(paths)}: {what}; {advice}" if paths else f"{what}; {advice}"
+
+
+def _internal_message(error: Exception) -> str:
+    return (
+        f"internal error: {type(error).__name__}: {error} "
+        "(rerun with NERTOOL_DEBUG=1 for the traceback, and report it)"
+    )
+
+
+# ---------------------------------------------------------------- option checks (exit code 2)
+
+
+def _check_languages_option(value: str | None) -> str | None:
+    """``--languages``: a comma-separated list of language codes (a path would leave ``-o``)."""
+    for code in _split_list(value or ""):
+        if not is_language_code(code):
+            raise typer.BadParameter(f"{code!r} is not a language code ({LANGUAGE_RULE})")
+    return value
+
+
+def _check_splits_option(value: str) -> str:
+    for split in _split_list(value):
+        if split not in SPLITS:
+            raise typer.BadParameter(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if not _split_list(value):
+        raise typer.BadParameter(f"name at least one split ({', '.join(SPLITS)})")
+    return value
+
+
+def _check_split_option(value: str) -> str:
+    if value not in SPLITS:
+        raise typer.BadParameter(f"unknown split {value!r}; use one of {', '.join(SPLITS)}")
+    return value
+
+
+def _check_encoding_option(value: str) -> str:
+    import codecs
+
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise typer.BadParameter(f"unknown encoding {value!r}; use utf-8, latin-1, cp1252 ...") from None
+    return value
+
+
+_DEVICE = re.compile(r"(cpu|mps|cuda)(:(\d+))?")
+
+
+def _check_device_option(value: str | None) -> str | None:
+    """``--device``: a device this machine has, checked before a model is loaded."""
+    if value is None:
+        return None
+    match = _DEVICE.fullmatch(value)
+    if match is None:
+        raise typer.BadParameter(f"unknown device {value!r}; use cpu, cuda or cuda:N")
+    kind, index = match.group(1), int(match.group(3) or 0)
+    if kind == "cuda":
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise typer.BadParameter("no CUDA device is available on this machine; use --device cpu")
+        if index >= count:
+            raise typer.BadParameter(f"there is no {value} (this machine has {count} CUDA device(s))")
+    if kind == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise typer.BadParameter("no MPS device is available on this machine; use --device cpu")
+    return value
+
+
+FileFormatOption = Annotated[FileFormat, typer.Option("--format", help="Input format.")]
+Languages = Annotated[
+    str, typer.Option(help="Comma-separated languages (default: all).", callback=_check_languages_option)
+]
 
 
 def _default_out(recipe: Path, out: Path | None, kind: str = "") -> Path:
@@ -136,16 +297,18 @@ def evaluate(
         ),
     ],
     languages: Annotated[
-        str, typer.Option(help="Comma-separated languages (default: all in the folder).")
+        str,
+        typer.Option(
+            help="Comma-separated languages (default: all in the folder).", callback=_check_languages_option
+        ),
     ] = "",
-    split: Annotated[str, typer.Option(help="Comma-separated splits to score.")] = "test",
+    split: Annotated[
+        str, typer.Option(help="Comma-separated splits to score.", callback=_check_splits_option)
+    ] = "test",
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Report folder (metrics.json, predictions/).")
     ] = None,
-    file_format: Annotated[
-        str,
-        typer.Option("--format", help="Input format (auto, token_tag, panx, idx_token_tag, conll, jsonl)."),
-    ] = "auto",
+    file_format: FileFormatOption = "auto",
     strict_tags: Annotated[
         bool, typer.Option(help="Refuse orphan I- tags instead of repairing them.")
     ] = False,
@@ -184,11 +347,11 @@ def data_inspect(
     spec: Annotated[
         str, typer.Argument(help="Data SPEC (file, corpus folder, hub:NAME[:CONFIG], 'sample').")
     ],
-    languages: Annotated[str, typer.Option(help="Comma-separated languages (default: all).")] = "",
+    languages: Languages = "",
     model: Annotated[
         str | None, typer.Option(help="Tokenizer for the alignment audit (run folder or hub id).")
     ] = None,
-    file_format: Annotated[str, typer.Option("--format", help="Input format.")] = "auto",
+    file_format: FileFormatOption = "auto",
 ) -> None:
     """Counts per language and split: sentences, labels, entity types, share of O, subword alignment."""
     from nertool import render
@@ -220,23 +383,32 @@ def predict(
     output: Annotated[
         str | None, typer.Option("-o", "--output", help="Output file (default: standard output).")
     ] = None,
-    input_format: Annotated[str, typer.Option(help="auto, text, conll or jsonl.")] = "auto",
-    output_format: Annotated[str, typer.Option(help="jsonl, conll or spans-tsv.")] = "jsonl",
+    input_format: Annotated[InputFormat, typer.Option(help="Input format.")] = "auto",
+    output_format: Annotated[OutputFormat, typer.Option(help="Output format.")] = "jsonl",
     text_mode: Annotated[
-        str, typer.Option(help="Text units: line (one per line), paragraph (blank-line separated), file.")
+        TextMode, typer.Option(help="Text units: line, paragraph (blank-line separated) or file.")
     ] = "line",
     doc_per_file: Annotated[bool, typer.Option(help="Shortcut for --text-mode file.")] = False,
-    encoding: Annotated[str, typer.Option(help="Encoding of the input files.")] = "utf-8",
-    batch_size: Annotated[int, typer.Option(help="Most sentences in one batch.")] = 256,
-    max_tokens: Annotated[int, typer.Option(help="Most padded subword positions in one batch.")] = 8192,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: GPU if any).")] = None,
+    encoding: Annotated[
+        str, typer.Option(help="Encoding of the input files.", callback=_check_encoding_option)
+    ] = "utf-8",
+    batch_size: Annotated[int, typer.Option(help="Most sentences in one batch.", min=1)] = 256,
+    max_tokens: Annotated[
+        int, typer.Option(help="Most padded subword positions in one batch.", min=1)
+    ] = 8192,
+    device: Annotated[
+        str | None,
+        typer.Option(help="cpu, cuda, cuda:1 ... (default: GPU if any).", callback=_check_device_option),
+    ] = None,
     quantize: Annotated[bool, typer.Option(help="Dynamic int8 on CPU: ~2x faster, small F1 cost.")] = False,
 ) -> None:
     """Tag text, CoNLL or JSONL files; one output record per input line/sentence, in order."""
     from nertool import render
     from nertool.predict import Tagger, predict_files
+    from nertool.predict_io import expand_inputs
 
     with _errors():
+        expand_inputs(inputs)  # a missing or repeated input fails before the model loads
         tagger = Tagger.load(model, device, quantize, max_tokens, batch_size)
         with render.unit_progress(enabled=output not in (None, "-")) as advance:
             summary = predict_files(
@@ -258,12 +430,12 @@ def compare(
     run_a: Annotated[str, typer.Argument(help="Run or model folder A.")],
     run_b: Annotated[str, typer.Argument(help="Run or model folder B.")],
     data: Annotated[str, typer.Option(help="Data SPEC both models are scored on (as for evaluate).")],
-    languages: Annotated[str, typer.Option(help="Comma-separated languages (default: all).")] = "",
-    split: Annotated[str, typer.Option(help="The split to score.")] = "test",
+    languages: Languages = "",
+    split: Annotated[str, typer.Option(help="The split to score.", callback=_check_split_option)] = "test",
     bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples.", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="JSON file for the result.")] = None,
-    file_format: Annotated[str, typer.Option("--format", help="Input format.")] = "auto",
+    file_format: FileFormatOption = "auto",
 ) -> None:
     """Is A's F1 really different from B's? A paired bootstrap test per language on the same sentences."""
     from nertool import render

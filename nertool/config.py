@@ -13,22 +13,47 @@ import copy
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nertool.errors import ConfigError
+from nertool.langcode import LANGUAGE_RULE, is_language_code
+
+
+def _language(code: str) -> str:
+    """A recipe language must be a language code (``nertool.langcode``): it names folders and files."""
+    if not is_language_code(code):
+        raise ValueError(f"{code!r} is not a language code ({LANGUAGE_RULE})")
+    return code
+
+
+def _some_positive(fractions: dict[str, float] | None) -> dict[str, float] | None:
+    """Fractions are weights: at least one must be above zero, or nothing would be sampled."""
+    if fractions is not None and fractions and not any(value > 0 for value in fractions.values()):
+        raise ValueError("fractions are all zero; give at least one language a positive fraction")
+    return fractions
+
+
+Language = Annotated[str, AfterValidator(_language)]
+Rate = Annotated[float, Field(ge=0, le=1)]
+Weight = Annotated[float, Field(ge=0)]
+# The most subword positions a recipe may ask for: beyond any encoder nertool trains (XLM-R has
+# 512); the model's own limit is applied again when it is loaded.
+MAX_POSITIONS = 8192
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or nan (but in ``max_grad_norm``): ``epochs = inf`` or ``learning_rate = nan`` would
+    # train forever or make a model of nan weights, and only after the data was loaded.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelConfig(_Section):
     name: str = "scratch:tiny"
     revision: str | None = None
-    max_length: int = Field(256, ge=8)
+    max_length: int = Field(256, ge=8, le=MAX_POSITIONS)
     label_strategy: Literal["first", "all"] = "first"
     vocab_size: int = Field(8000, ge=100, description="scratch: tokenizer size")
     freeze_embeddings: bool = False
@@ -39,11 +64,11 @@ class DataConfig(_Section):
     source: str = "sample"
     format: Literal["auto", "token_tag", "panx", "idx_token_tag", "conll", "jsonl"] = "auto"
     revision: str | None = None
-    train_languages: list[str] = ["de"]
-    eval_languages: list[str] = []
+    train_languages: list[Language] = ["de"]
+    eval_languages: list[Language] = []
     max_train_samples: int | None = Field(None, ge=1)
     max_eval_samples: int | None = Field(None, ge=1)
-    fractions: dict[str, float] | None = None
+    fractions: Annotated[dict[Language, Rate] | None, AfterValidator(_some_positive)] = None
     sampling_temperature: float | None = Field(None, gt=0)
     strict_tags: bool = False
 
@@ -56,7 +81,7 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, le=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
-    max_grad_norm: float = Field(1.0, gt=0)
+    max_grad_norm: float = Field(1.0, gt=0, allow_inf_nan=True)  # inf: no clipping; nan fails gt
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     group_by_length: bool = True
     select_on: Literal["source_dev", "all_dev", "last"] = "source_dev"
@@ -68,15 +93,15 @@ class TrainConfig(_Section):
 
 
 class TransferConfig(_Section):
-    sources: list[list[str] | str] = [["de"]]
+    sources: list[list[Language] | str] = [["de"]]
     sample_sizes: list[int] = []
-    target_language: str | None = None
+    target_language: Language | None = None
     selection: Literal["source_dev", "target_dev", "last"] = "source_dev"
 
 
 class PretrainConfig(_Section):
     text: list[str] = []
-    languages: list[str] = []
+    languages: list[Language] = []
     max_sentences: int | None = Field(None, ge=1)
     sampling_temperature: float | None = Field(None, gt=0)
     mlm_probability: float = Field(0.15, gt=0, lt=1)
@@ -86,7 +111,7 @@ class PretrainConfig(_Section):
     steps: int | None = Field(None, ge=1)
     max_minutes: float | None = Field(None, gt=0)
     heldout_fraction: float = Field(0.01, ge=0, lt=0.5)
-    fractions: dict[str, float] | None = None
+    fractions: Annotated[dict[Language, Weight] | None, AfterValidator(_some_positive)] = None
     eval_every: int | None = Field(None, ge=1, description="steps between held-out evaluations")
 
     @field_validator("text", mode="before")
@@ -161,11 +186,14 @@ def _resolve_path(value: Any, base: Path) -> Any:
 
 
 def _format_validation(error: ValidationError, origin: str) -> str:
+    """``origin: section.key: what is wrong (got value)``, without pydantic's union-branch names."""
     first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"])
+    parts = [part for part in first["loc"] if not (isinstance(part, str) and "[" in part)]
+    key = ".".join(f"[{part}]" if isinstance(part, int) else str(part) for part in parts).replace(".[", "[")
     if first["type"] == "extra_forbidden":
         return f"{origin}: unknown key {key!r}; check the spelling (see recipes/ for every key)"
-    return f"{origin}: {key}: {first['msg']} (got {first.get('input')!r})"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{origin}: {key}: {message} (got {first.get('input')!r})"
 
 
 def build_recipe(data: Mapping[str, Any], origin: str = "recipe") -> Recipe:
@@ -183,6 +211,8 @@ def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recip
     if path is not None:
         path = Path(path)
         origin = str(path)
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a folder, not a recipe; pass the path of a .toml file")
         if not path.is_file():
             raise ConfigError(f"{path}: recipe not found; pass the path of a .toml file (see recipes/)")
         try:

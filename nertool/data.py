@@ -21,6 +21,7 @@ from typing import Any
 
 from nertool.errors import DataError
 from nertool.formats import ReadReport, Sentence, read_sentences
+from nertool.langcode import LANGUAGE_RULE, check_languages, is_language_code
 from nertool.sampling import choose_indices, fraction_counts, temperature_counts
 
 log = logging.getLogger("nertool")
@@ -91,14 +92,26 @@ def _split_file(folder: Path, split: str) -> Path | None:
 
 
 def folder_languages(root: Path) -> list[str]:
-    """Language folders under a corpus root that hold at least one split file."""
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(_split_file(p, s) for s in SPLITS))
+    """Language folders under a corpus root that hold at least one split file.
+
+    A folder whose name is not a language code (``nertool.langcode``; e.g. ``my data`` or
+    ``.cache``) is skipped with a warning: its name would become part of output file names.
+    """
+    found = sorted(p for p in root.iterdir() if p.is_dir() and any(_split_file(p, s) for s in SPLITS))
+    for folder in found:
+        if not is_language_code(folder.name):
+            log.warning("%s: skipped: the folder name is not a language code (%s)", folder, LANGUAGE_RULE)
+    return [folder.name for folder in found if is_language_code(folder.name)]
 
 
 def locate(
     spec: str, languages: Sequence[str], splits: Sequence[str], revision: str | None = None
 ) -> list[SplitRef]:
     """Every (language, split) the spec offers among those asked for; missing splits are skipped."""
+    check_languages(languages, "language")
+    unknown = [split for split in splits if split not in SPLITS]
+    if unknown:
+        raise DataError(f"unknown split {unknown[0]!r}; use one of {', '.join(SPLITS)}")
     if is_hub_spec(spec):
         name, config = parse_hub_spec(spec)
         return [
@@ -110,6 +123,8 @@ def locate(
     if root.is_file():
         language = languages[0] if len(languages) == 1 else UNDETERMINED
         return [SplitRef(language, split, path=root) for split in splits[:1]]
+    if root.is_symlink() and not root.exists():
+        raise DataError("a symbolic link to nothing (its target is gone); fix or remove the link", root)
     if not root.is_dir():
         raise DataError(
             "data source not found: give a file, a folder <dir>/<lang>/<split>.<ext>, or hub:NAME", root
@@ -123,6 +138,12 @@ def _hub_config(config: str | None, language: str) -> str | None:
 
 def _locate_in_folder(root: Path, languages: Sequence[str], splits: Sequence[str]) -> list[SplitRef]:
     available = folder_languages(root)
+    if not available:
+        raise DataError(
+            "no language folders with split files here; expected <dir>/<lang>/<split>.<ext> "
+            "such as de/train.tsv",
+            root,
+        )
     missing = [lang for lang in languages if lang not in available]
     if missing:
         raise DataError(

@@ -15,7 +15,6 @@ malformed line is a ``DataError`` naming the file and line; IOB2 repairs are cou
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from typing import Literal
 
 from nertool.errors import DataError, LabelError
 from nertool.labels import iob2_issues, parse_tag, repair_iob2
+from nertool.lines import describe_for_resave, file_lines
 
 FileFormat = Literal["auto", "token_tag", "panx", "idx_token_tag", "conll", "jsonl"]
 FORMATS: tuple[str, ...] = ("auto", "token_tag", "panx", "idx_token_tag", "conll", "jsonl")
@@ -55,32 +55,8 @@ class ReadReport:
 
 
 def _lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
-    """(line number, text without line end) for each line; invalid bytes name line and offset."""
-    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    offset, number = 0, 0
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                text = decoder.decode(raw)
-            except UnicodeDecodeError as error:
-                raise DataError(
-                    f"invalid {encoding} at byte {offset + error.start} ({error.reason}); "
-                    "re-save the file as UTF-8",
-                    path,
-                    number,
-                ) from None
-            offset += len(raw)
-            if number == 1:
-                text = text.removeprefix("\ufeff")
-            yield number, text.rstrip("\r\n")
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as error:
-            raise DataError(
-                f"the file ends inside a {encoding} character ({error.reason}); re-save it",
-                path,
-                max(1, number),
-            ) from None
+    """(line number, text without line end) for each line (any of CRLF, CR, LF; see ``nertool.lines``)."""
+    return file_lines(path, describe_for_resave, encoding)
 
 
 def _split(line: str) -> list[str]:
@@ -164,14 +140,53 @@ def _jsonl_sentences(path: Path) -> Iterator[tuple[int, list[str], list[str]]]:
             continue
         try:
             record = json.loads(line)
-            tokens, tags = record["tokens"], record["ner_tags"]
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
+        except json.JSONDecodeError as error:
             raise DataError(
                 f"not a JSON object with 'tokens' and 'ner_tags' ({error}); fix the line", path, number
             ) from None
-        if len(tokens) != len(tags) or not all(isinstance(t, str) for t in [*tokens, *tags]):
-            raise DataError("'tokens' and 'ner_tags' must be lists of strings of equal length", path, number)
+        tokens, tags = _jsonl_fields(record, path, number)
+        if len(tokens) != len(tags):
+            raise DataError(
+                f"'tokens' and 'ner_tags' must be lists of strings of equal length "
+                f"(found {len(tokens)} and {len(tags)})",
+                path,
+                number,
+            )
         yield number, tokens, tags
+
+
+def _jsonl_fields(record: object, path: Path, number: int) -> tuple[list[str], list[str]]:
+    """The two lists of one record, type-checked: a string is not a list of letters.
+
+    ``"tokens": "Berlin"`` would otherwise read as six one-letter words. Integer tags are refused:
+    without the dataset's label list (which hub datasets carry, local files do not) an id is no tag.
+    """
+    if not isinstance(record, dict) or "tokens" not in record or "ner_tags" not in record:
+        raise DataError("not a JSON object with 'tokens' and 'ner_tags'; fix the line", path, number)
+    for name in ("tokens", "ner_tags"):
+        value = record[name]
+        if not isinstance(value, list):
+            raise DataError(
+                f"field {name!r} must be a list of strings, found {type(value).__name__} {value!r:.40}; "
+                f'write it as a JSON list, e.g. "{name}": ["..."]',
+                path,
+                number,
+            )
+        if name == "ner_tags" and any(isinstance(tag, int) for tag in value):
+            raise DataError(
+                "field 'ner_tags' holds integer ids; write the tag names such as B-PER and O: "
+                "a local file carries no label list to map ids through",
+                path,
+                number,
+            )
+        wrong = next((item for item in value if not isinstance(item, str)), None)
+        if wrong is not None:
+            raise DataError(
+                f"field {name!r} must be a list of strings, found an item {wrong!r:.40}; quote every item",
+                path,
+                number,
+            )
+    return record["tokens"], record["ner_tags"]
 
 
 def _check_tags(tags: list[str], path: Path, start: int, step: int) -> None:
@@ -196,6 +211,8 @@ def read_sentences(
     Orphan ``I-X`` tags (IOB1 files, or annotation slips) become ``B-X`` and are counted in
     ``report``; with ``strict_tags`` they are an error naming the line instead.
     """
+    if path.is_dir():
+        raise DataError("is a folder, not a file; name a file inside it", path)
     if not path.is_file():
         raise DataError("no such file; check the path", path)
     file_format = sniff_format(path) if file_format == "auto" else file_format

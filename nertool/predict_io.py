@@ -24,9 +24,10 @@ where the file *is* the unit). Input formats:
 
 For token input the unit text is ``" ".join(tokens)`` and offsets point into that string.
 
-Lines end at ``\\n``; a ``\\r`` before it is dropped, so Windows files give the same text as Unix
-ones. A UTF-8 byte-order mark at the start of a file is dropped (offsets are into the text without
-it). Undecodable bytes raise ``DataError`` with the file, the line and the 0-based byte offset.
+Lines end at ``\\r\\n``, ``\\r`` or ``\\n`` (``nertool.lines``), so Windows, old Mac and mixed
+files give the same units as Unix ones. A UTF-8 byte-order mark at the start of a file is dropped
+(offsets are into the text without it). Undecodable bytes raise ``DataError`` with the file, the
+line and the 0-based byte offset.
 
 Unit ids are ``"<source>:<line>"``: the file name as given (or as found under a folder, or ``-`` for
 standard input) and the 1-based line where the unit starts. They are stable across runs and unique,
@@ -45,10 +46,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
 from nertool.errors import DataError
 from nertool.labels import Span, tags_to_spans
+from nertool.lines import BadBytes, Line, decode_lines, file_lines
 from nertool.textsplit import split_words
 
 InputFormat = Literal["auto", "text", "conll", "jsonl"]
@@ -59,9 +61,6 @@ STDIN = "-"
 DEFAULT_EXTENSIONS: tuple[str, ...] = (".txt", ".conll", ".conllu", ".tsv", ".iob", ".jsonl")
 _CONLL_EXTENSIONS = (".conll", ".conllu", ".tsv", ".iob")
 _DOCSTART = "-DOCSTART-"
-_BOM = "\ufeff"
-
-Line = tuple[int, str]  # (1-based line number, text without its line end)
 
 
 @dataclass(frozen=True)
@@ -258,48 +257,15 @@ def read_lines(source: str, encoding: str = "utf-8") -> Iterator[Line]:
     if source == STDIN:
         if sys.stdin is None:
             raise DataError("standard input is closed; name an input file instead", STDIN)
-        yield from _decode_lines(sys.stdin.buffer, source, encoding)
+        yield from decode_lines(sys.stdin.buffer, source, _describe_bad_bytes, encoding)
         return
-    try:
-        stream = open(source, "rb")  # noqa: SIM115 - closed by the with below, inside the generator
-    except OSError as error:
-        raise DataError(f"cannot open: {error.strerror}; check the path and permissions", source) from None
-    with stream:
-        yield from _decode_lines(stream, source, encoding)
+    yield from file_lines(source, _describe_bad_bytes, encoding)
 
 
-def _decode_lines(stream: BinaryIO, source: str, encoding: str) -> Iterator[Line]:
-    """Incremental decoding that knows, on failure, the line and byte offset of the bad bytes."""
-    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    number, consumed, pending = 0, 0, ""
-    for raw in chain(stream, [b""]):
-        try:
-            pending += decoder.decode(raw, final=not raw)
-        except UnicodeDecodeError as error:
-            offset = consumed - len(decoder.getstate()[0]) + error.start
-            raise _decode_error(error, source, number + 1, offset, encoding) from None
-        consumed += len(raw)
-        *complete, pending = pending.split("\n")
-        for text in complete:
-            number += 1
-            yield number, _clean_line(text, number)
-    if pending:
-        yield number + 1, _clean_line(pending, number + 1)
-
-
-def _clean_line(text: str, number: int) -> str:
-    if number == 1 and text.startswith(_BOM):
-        text = text[1:]
-    return text[:-1] if text.endswith("\r") else text
-
-
-def _decode_error(error: UnicodeDecodeError, source: str, line: int, offset: int, encoding: str) -> DataError:
-    bad = error.object[error.start : error.start + 1].hex()
-    return DataError(
-        f"bytes not valid in {encoding} (0x{bad} at byte offset {offset}: {error.reason}); "
-        "pass --encoding with the file's real encoding (for example --encoding latin-1 or cp1252)",
-        source,
-        line,
+def _describe_bad_bytes(bad: BadBytes) -> str:
+    return (
+        f"bytes not valid in {bad.encoding} (0x{bad.byte} at byte offset {bad.offset}: {bad.reason}); "
+        "pass --encoding with the file's real encoding (for example --encoding latin-1 or cp1252)"
     )
 
 

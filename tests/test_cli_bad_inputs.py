@@ -29,6 +29,12 @@ CLI_CASES = [
     ("not_json.jsonl", 2),
     ("unequal.jsonl", 3),
     ("truncated_utf8.tsv", 3),
+    ("in_cr_non_utf8.tsv", 3),
+    ("in_tokens_string.jsonl", 2),
+    ("in_tokens_number.jsonl", 3),
+    ("in_tags_int.jsonl", 2),
+    ("in_token_item_int.jsonl", 3),
+    ("in_not_object.jsonl", 2),
 ]
 
 
@@ -58,7 +64,9 @@ def test_orphan_inside_tag_is_repaired_with_a_warning_naming_the_line(caplog):
     assert "orphan_inside.tsv:3" in result.output and "repaired" in result.output
 
 
-@pytest.mark.parametrize("name", ["bom.tsv", "crlf.tsv", "odd_characters.tsv"])
+@pytest.mark.parametrize(
+    "name", ["bom.tsv", "crlf.tsv", "odd_characters.tsv", "in_cr_only.tsv", "in_mixed_endings.tsv"]
+)
 def test_tolerated_oddities_read_cleanly(name):
     result = runner.invoke(app, ["data", "inspect", str(BAD / name)])
     assert result.exit_code == 0, result.output
