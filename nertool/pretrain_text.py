@@ -27,6 +27,7 @@ from pathlib import Path
 from nertool.config import PretrainConfig
 from nertool.data import UNDETERMINED, folder_languages, is_hub_spec, load_corpus
 from nertool.errors import ConfigError, DataError
+from nertool.lines import describe_for_resave, file_lines
 from nertool.sampling import choose_indices, temperature_probs
 from nertool.textsplit import split_words
 
@@ -117,18 +118,12 @@ def raw_documents(path: Path) -> list[Words]:
 
 
 def _file_documents(path: Path) -> list[Words]:
+    """One document per line; CR, LF and CRLF all end a line (the shared decoder)."""
     documents = []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise DataError(
-                    f"invalid UTF-8 ({error.reason}); re-save the file as UTF-8", path, number
-                ) from None
-            words = tuple(word.text for word in split_words(line))
-            if words:
-                documents.append(words)
+    for _number, line in file_lines(path, describe_for_resave):
+        words = tuple(word.text for word in split_words(line))
+        if words:
+            documents.append(words)
     return documents
 
 

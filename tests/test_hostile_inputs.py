@@ -480,3 +480,14 @@ def test_interrupt_is_exit_130(monkeypatch):
     monkeypatch.setattr("nertool.inspect.inspect_source", interrupt)
     result = runner.invoke(app, ["data", "inspect", "sample"])
     assert result.exit_code == 130 and "interrupted" in result.output
+
+
+def test_pretraining_text_with_cr_only_endings_is_one_document_per_line(tmp_path):
+    """Raw pre-training text saved with CR line ends must not collapse into one document."""
+    from nertool.pretrain_text import _file_documents
+
+    lf, cr = tmp_path / "lf.txt", tmp_path / "cr.txt"
+    lf.write_bytes(b"Angela Merkel besuchte Paris .\nDie Bahn streikt .\r\nRoma vince\n")
+    cr.write_bytes(lf.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r"))
+    assert _file_documents(cr) == _file_documents(lf)
+    assert len(_file_documents(cr)) == 3
