@@ -5,8 +5,8 @@ finished; ``os.replace`` is atomic on one file system, so readers see the old fi
 one, never half of one. A rename would however *replace* whatever the output path names, so:
 
 - a symlink is followed and its target written (the link itself stays);
-- a FIFO, a device (``/dev/null``, ``/dev/stdout``) or any other non-regular file is written
-  straight, never renamed over;
+- a FIFO, a device (``/dev/null``, ``/dev/stdout``), any other non-regular file and anything
+  under ``/dev``, ``/proc`` or ``/sys`` is written straight, never renamed over;
 - an existing regular file keeps its permission bits (and owner, where we may set it); a new one
   gets the umask's normal mode (``0666 & ~umask``), not ``mkstemp``'s private 0600;
 - the temporary ``.part`` file is removed on every failure, even when closing it fails too.
@@ -20,6 +20,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -105,8 +106,8 @@ def _open_output(path: Path, target: Path) -> tuple[TextIO, Path | None]:
     if info is not None and stat.S_ISDIR(info.st_mode):
         raise DataError("is a folder; give a file name for the output", path)
     try:
-        if info is not None and not stat.S_ISREG(info.st_mode):
-            return _open_stream(os.open(path, os.O_WRONLY | os.O_TRUNC)), None
+        if info is not None and (not stat.S_ISREG(info.st_mode) or _is_system_path(path)):
+            return _open_stream(_open_in_place(path)), None
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     except OSError as error:
@@ -118,6 +119,28 @@ def _open_output(path: Path, target: Path) -> tuple[TextIO, Path | None]:
         Path(name).unlink(missing_ok=True)
         raise output_error(error, path) from None
     return _open_stream(handle), Path(name)
+
+
+def _is_system_path(path: Path) -> bool:
+    """``/dev``, ``/proc`` and ``/sys`` paths name things, not files to replace (``/dev/stdout`` may be
+    a redirect to a regular file, which must be written through, not renamed over)."""
+    return os.path.abspath(path).startswith(("/dev/", "/proc/", "/sys/"))
+
+
+_FD_ALIAS = re.compile(r"/dev/std(?P<std>out|err)|/dev/fd/(?P<fd>\d+)|/proc/self/fd/(?P<self>\d+)")
+
+
+def _open_in_place(path: Path) -> int:
+    """A descriptor writing straight to ``path``; ``/dev/stdout`` and the like share the open one.
+
+    Sharing (``dup``) keeps a shell's ``>>`` appending and its ``>`` offset, where reopening the
+    name would start over at the beginning of the redirected file.
+    """
+    alias = _FD_ALIAS.fullmatch(os.path.abspath(path))
+    if alias is not None:
+        std = alias["std"]
+        return os.dup({"out": 1, "err": 2}[std] if std else int(alias["fd"] or alias["self"]))
+    return os.open(path, os.O_WRONLY | os.O_TRUNC)
 
 
 def _open_stream(handle: int) -> TextIO:
