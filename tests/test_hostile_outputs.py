@@ -441,3 +441,14 @@ def test_report_names_from_languages_cannot_escape(tmp_path):
     with pytest.raises(DataError, match="outside"):
         write_evaluation_report(tmp_path / "a" / "report", {}, [evaluation])  # type: ignore[list-item]
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["metrics.json"]
+
+
+def test_transfer_run_folders_named_from_languages_cannot_escape(tmp_path):
+    from nertool.transfer_run import _check_run_folders
+
+    out = tmp_path / "transfer"
+    fine = SimpleNamespace(run_dir=out / "runs" / "de+fr")
+    _check_run_folders(out, [fine])  # type: ignore[list-item]
+    for bad in (out / "runs" / "..", out / "runs" / "a" / "b", tmp_path / "elsewhere"):
+        with pytest.raises(DataError, match="outside"):
+            _check_run_folders(out, [fine, SimpleNamespace(run_dir=bad)])  # type: ignore[list-item]
