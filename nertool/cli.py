@@ -59,6 +59,9 @@ OutDir = Annotated[
     Path | None, typer.Option("-o", "--output", help="Output folder (default: runs/<recipe name>).")
 ]
 Resume = Annotated[bool, typer.Option(help="Continue from the run folder's last checkpoint.")]
+Overwrite = Annotated[
+    bool, typer.Option(help="Start over in an output folder that holds a run: its nertool files are removed.")
+]
 
 
 def _version(value: bool) -> None:
@@ -267,20 +270,23 @@ def train(
     output: OutDir = None,
     overrides: Overrides = None,
     resume: Resume = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Fine-tune a token-classification model; writes model/, metrics.json and logs to the run folder."""
     from nertool import render
     from nertool.config import load_recipe
+    from nertool.run_folder import claim_run_folder
     from nertool.workflows import train_run, train_seeds
 
     with _errors():
         config = load_recipe(recipe, overrides or [])
         run_dir = _default_out(recipe, output)
         reporter = render.progress_reporter(_world_is_main())
-        if config.train.seeds:
-            result = train_seeds(config, run_dir, resume=resume, reporter=reporter)
-        else:
-            result = train_run(config, run_dir, resume=resume, reporter=reporter)
+        with claim_run_folder(run_dir, "train", resume=resume, overwrite=overwrite):
+            if config.train.seeds:
+                result = train_seeds(config, run_dir, resume=resume, reporter=reporter)
+            else:
+                result = train_run(config, run_dir, resume=resume, reporter=reporter)
         if _world_is_main() and config.train.seeds:
             render.print_seed_metrics(result.metrics, title=f"{run_dir} — F1 over seeds {config.train.seeds}")
         elif _world_is_main():
@@ -376,6 +382,19 @@ def demo(
         render.print_metrics(result.metrics, title="demo: scratch:tiny trained on the German sample")
 
 
+def _is_stdout(output: str | None) -> bool:
+    """True when predictions go to standard output (``-``, none, or a path that is stdout itself)."""
+    import os
+
+    if output in (None, "-"):
+        return True
+    try:
+        here, there = os.stat(output), os.fstat(1)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
 @app.command()
 def predict(
     model: Annotated[str, typer.Argument(help="Run folder or model folder.")],
@@ -404,13 +423,16 @@ def predict(
 ) -> None:
     """Tag text, CoNLL or JSONL files; one output record per input line/sentence, in order."""
     from nertool import render
+    from nertool.files import refuse_inputs_as_output
     from nertool.predict import Tagger, predict_files
     from nertool.predict_io import expand_inputs
 
     with _errors():
         expand_inputs(inputs)  # a missing or repeated input fails before the model loads
+        refuse_inputs_as_output(inputs, output)  # before the model loads
         tagger = Tagger.load(model, device, quantize, max_tokens, batch_size)
-        with render.unit_progress(enabled=output not in (None, "-")) as advance:
+        to_file = not _is_stdout(output)
+        with render.unit_progress(enabled=to_file) as advance:
             summary = predict_files(
                 tagger,
                 inputs,
@@ -421,7 +443,7 @@ def predict(
                 encoding=encoding,
                 on_chunk=advance,
             )
-        if output not in (None, "-"):
+        if to_file:
             render.console.print(f"{summary.units} units, {summary.entities} entities -> {summary.output}")
 
 
@@ -454,10 +476,12 @@ def transfer(
     output: OutDir = None,
     overrides: Overrides = None,
     keep_checkpoints: Annotated[bool, typer.Option(help="Keep each finished run's checkpoint/.")] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Cross-lingual transfer: a model per training-language set, test F1 per language, sample-size curve."""
     from nertool import render
     from nertool.config import load_recipe
+    from nertool.run_folder import claim_run_folder
     from nertool.transfer_report import summary_notes, summary_rows
     from nertool.transfer_run import run_transfer
 
@@ -465,7 +489,8 @@ def transfer(
         config = load_recipe(recipe, overrides or [])
         progress = render.transfer_progress(_world_is_main())
         out = _default_out(recipe, output, "" if recipe.stem.endswith("transfer") else "-transfer")
-        result = run_transfer(config, out, progress, keep_checkpoints)
+        with claim_run_folder(out, "transfer", overwrite=overwrite):
+            result = run_transfer(config, out, progress, keep_checkpoints)
         if _world_is_main():
             title = f"test F1, rows = training languages ({result.table.selection})"
             render.print_transfer(title, summary_rows(result.table), summary_notes(result))
@@ -477,16 +502,20 @@ def pretrain(
     output: OutDir = None,
     overrides: Overrides = None,
     resume: Resume = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Masked-LM (continued) pre-training on raw text; RUN_DIR/model/ then serves as model.name for train."""
     from nertool import render
     from nertool.config import load_recipe
     from nertool.pretrain import pretrain_run
+    from nertool.run_folder import claim_run_folder
 
     with _errors():
         config = load_recipe(recipe, overrides or [])
         run_dir = _default_out(recipe, output)
-        result = pretrain_run(config, run_dir, resume=resume, reporter=_pretrain_progress(_world_is_main()))
+        progress = _pretrain_progress(_world_is_main())
+        with claim_run_folder(run_dir, "pretrain", resume=resume, overwrite=overwrite):
+            result = pretrain_run(config, run_dir, resume=resume, reporter=progress)
         if _world_is_main():
             rows = [{"step": r["step"], **r["eval"]} for r in result.history]
             render.print_table(f"{run_dir} — held-out masked-LM loss", rows)

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from nertool.files import refuse_inputs_as_output
 from nertool.inference import model_max_length, predict_features, sentence_features, tags_of
 from nertool.labels import LabelMap
 from nertool.model import load_trained
@@ -117,7 +118,12 @@ def predict_files(
     encoding: str = "utf-8",
     on_chunk: Callable[[int], None] | None = None,
 ) -> PredictSummary:
-    """Tag every unit of ``inputs`` and write them to ``output`` (stdout when None or ``-``)."""
+    """Tag every unit of ``inputs`` and write them to ``output`` (stdout when None or ``-``).
+
+    An output that is an input, or lies in an input folder, is refused: it would replace the
+    input, or be read back and tagged again on the next run.
+    """
+    refuse_inputs_as_output(inputs, output)
     units = iter_units(inputs, input_format, text_mode, encoding)  # type: ignore[arg-type]
     with open_writer(output, output_format) as writer:  # type: ignore[arg-type]
         for chunk in chunks(units, CHUNK_UNITS):

@@ -5,23 +5,22 @@ readers know encodings and input formats, writers know output formats and how to
 safely. Every format renders one ``TaggedUnit`` at a time, so predictions stream to disk as they
 are made and a file of any size is never held in memory.
 
-Writing (``open_writer``) is atomic for files: output goes to a temporary file in the target's
-folder and replaces the target only when the ``with`` block ends without an exception, so a
-crashed or interrupted run never leaves a truncated prediction file behind. ``-`` or ``None``
-writes to standard output instead.
+Writing (``open_writer``) is atomic for regular files (``nertool.files.AtomicOutput``): output
+goes to a temporary file in the target's folder and replaces the target only when the ``with``
+block ends without an exception, so a crashed or interrupted run never leaves a truncated
+prediction file behind. A symlink's target is written, a FIFO or device is written straight, and
+an existing file keeps its mode. ``-`` or ``None`` writes to standard output instead.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, TextIO
 
-from nertool.errors import DataError
+from nertool.files import AtomicOutput, output_error
 from nertool.predict_io import STDIN, TaggedUnit, check_choice
 
 OutputFormat = Literal["jsonl", "conll", "spans-tsv"]
@@ -80,13 +79,14 @@ class PredictionWriter:
         self.entities_written = 0
         self._render = _RENDERERS[output_format]
         self._stream: TextIO | None = None
-        self._temp: Path | None = None
+        self._file: AtomicOutput | None = None
 
     def __enter__(self) -> PredictionWriter:
         if self.path is None:
             self._stream = sys.stdout
         else:
-            self._stream, self._temp = _open_temp(self.path)
+            self._file = AtomicOutput(self.path)
+            self._stream = self._file.__enter__()
         self._emit(_HEADERS.get(self.output_format, ""))
         return self
 
@@ -99,12 +99,10 @@ class PredictionWriter:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._temp is None:
+        if self._file is None:
             sys.stdout.flush()
-        elif exc_type is None:
-            self._commit()
         else:
-            self._discard()
+            self._file.__exit__(exc_type, exc, tb)
 
     def _emit(self, text: str) -> None:
         if self._stream is None:
@@ -112,43 +110,11 @@ class PredictionWriter:
         try:
             self._stream.write(text)
         except OSError as error:
-            raise DataError(f"cannot write: {error.strerror}", self.path or STDIN) from None
-
-    def _commit(self) -> None:
-        assert self._stream is not None and self._temp is not None and self.path is not None
-        try:
-            self._stream.close()
-            os.chmod(self._temp, 0o666 & ~_umask())
-            os.replace(self._temp, self.path)
-        except OSError as error:
-            self._discard()
-            raise DataError(f"cannot write: {error.strerror}", self.path) from None
-
-    def _discard(self) -> None:
-        assert self._stream is not None and self._temp is not None
-        self._stream.close()
-        self._temp.unlink(missing_ok=True)
+            if self._file is not None:
+                self._file.discard()
+            raise output_error(error, self.path or STDIN) from None
 
 
 def open_writer(path: str | None, output_format: OutputFormat) -> PredictionWriter:
     """A writer for ``with`` blocks: ``with open_writer("out.jsonl", "jsonl") as out: out.write(t)``."""
     return PredictionWriter(path, output_format)
-
-
-def _open_temp(target: Path) -> tuple[TextIO, Path]:
-    """A temporary file beside ``target`` (same folder, so the final rename is atomic)."""
-    if target.is_dir():
-        raise DataError("is a folder; give a file name for the output", target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    except OSError as error:
-        raise DataError(f"cannot create the output: {error.strerror}", target) from None
-    return os.fdopen(handle, "w", encoding="utf-8", newline="\n"), Path(name)
-
-
-def _umask() -> int:
-    """The process umask (read by setting and restoring it): gives the output normal permissions."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -26,7 +26,7 @@ from nertool.analysis import (
 from nertool.bootstrap import bootstrap_f1, paired_bootstrap
 from nertool.error_analysis import LossRecord, error_report, render_errors_markdown
 from nertool.evaluate import SplitEvaluation
-from nertool.files import write_json, write_text
+from nertool.files import safe_child, write_json, write_text
 from nertool.plots import Normalize, plot_confusion
 
 ACCURACY_NOTE = (
@@ -362,15 +362,15 @@ def render_all_errors_markdown(errors: Mapping[str, Any]) -> str:
 def write_confusions(report_dir: Path, evaluation: SplitEvaluation) -> list[str]:
     """``confusion/<name>.json`` and CSVs, and six heatmaps; returns PNG paths relative to ``report_dir``."""
     name, folder = split_name(evaluation), report_dir / "confusion"
-    write_json(folder / f"{name}.json", confusion_document(evaluation))
+    write_json(safe_child(folder, f"{name}.json"), confusion_document(evaluation))
     tags = word_confusion(evaluation.gold, evaluation.predicted)
     types = span_type_confusion(evaluation.gold, evaluation.predicted)
-    write_text(folder / f"{name}.csv", tags.to_csv())
-    write_text(folder / f"{name}-types.csv", types.to_csv())
+    write_text(safe_child(folder, f"{name}.csv"), tags.to_csv())
+    write_text(safe_child(folder, f"{name}-types.csv"), types.to_csv())
     images = []
     for kind, matrix in (("tags", tags), ("types", types)):
         for normalize, description in NORMALIZATIONS:
-            path = folder / f"{name}-{kind}-{normalize if normalize != 'none' else 'counts'}.png"
+            path = safe_child(folder, f"{name}-{kind}-{normalize if normalize != 'none' else 'counts'}.png")
             title = f"{name}: {'word tags' if kind == 'tags' else 'entity types'}, {description}"
             plot_confusion(matrix, path, normalize, title)
             images.append(path.relative_to(report_dir).as_posix())

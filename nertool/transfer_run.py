@@ -27,7 +27,7 @@ from typing import Any
 
 from nertool.config import Recipe, dump_recipe
 from nertool.errors import DataError
-from nertool.files import write_text
+from nertool.files import safe_child, write_text
 from nertool.train import Interrupted, Reporter
 from nertool.transfer_plan import (
     RESUME,
@@ -250,6 +250,7 @@ def run_transfer(
     curve_runs = plan_curve(recipe, out_dir / CURVE) if recipe.transfer.sample_sizes else []
     if curve_runs:
         zero_shot_source(settings, curve_runs[0].train_languages[0])
+    _check_run_folders(out_dir, [*matrix, *curve_runs])
     done = _execute_all([*matrix, *curve_runs], progress, keep_checkpoints)
     outcomes, curve_outcomes = done[: len(matrix)], done[len(matrix) :]
     scores = setting_scores(matrix, outcomes, recipe.eval_languages)
@@ -265,6 +266,14 @@ def run_transfer(
         files += write_curve(out_dir, curve, selection) if curve else []
     seconds = time.perf_counter() - started
     return TransferResult(out_dir, tables[selection], tables, tuple(outcomes), curve, tuple(files), seconds)
+
+
+def _check_run_folders(out_dir: Path, runs: Sequence[PlannedRun]) -> None:
+    """Run folders are named from language codes: each must stay under ``out_dir/runs`` or ``curve``."""
+    for run in runs:
+        if run.run_dir.parent not in (out_dir / RUNS, out_dir / CURVE):
+            raise DataError(f"run folder {run.run_dir} is outside {out_dir}; refused")
+        safe_child(run.run_dir.parent, run.run_dir.name)
 
 
 def _execute_all(runs: Sequence[PlannedRun], progress: ProgressHook | None, keep: bool) -> list[RunOutcome]:

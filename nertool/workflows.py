@@ -18,7 +18,7 @@ from nertool.data import Corpus, load_corpus, plan_sample, sample_sentences
 from nertool.error_analysis import LossRecord
 from nertool.errors import DataError, LabelError
 from nertool.evaluate import SplitEvaluation, evaluate_split, mean_f1, metrics_document, predictions_conll
-from nertool.files import replace_folder, write_json, write_text
+from nertool.files import output_folder, replace_folder, safe_child, write_json, write_text
 from nertool.formats import Sentence
 from nertool.inference import model_max_length
 from nertool.labels import LabelMap
@@ -375,6 +375,8 @@ def evaluate_model(
     pass behind ``errors.md`` runs only when a report folder is written.
     """
     options = options or ReportOptions()
+    if report_dir is not None:
+        output_folder(report_dir)  # a file or unwritable path fails now, not after scoring
     model, tokenizer, label_map = load_trained(model_dir)
     source = resolve_source(spec)
     corpus = load_corpus(source, languages, splits, file_format=file_format, strict_tags=strict_tags)
@@ -406,7 +408,7 @@ def write_evaluation_report(
     write_json(report_dir / "metrics.json", metrics)
     for evaluation in evaluations:
         name = f"{evaluation.language}-{evaluation.split}"
-        write_text(report_dir / "predictions" / f"{name}.conll", predictions_conll(evaluation))
+        write_text(safe_child(report_dir / "predictions", f"{name}.conll"), predictions_conll(evaluation))
     errors = error_reports(records, options) if records else None
     if errors is not None:
         write_errors(report_dir, errors)

@@ -450,8 +450,8 @@ def test_cli_pretrain_prints_heldout_table_and_errors_are_one_line(tmp_path):
     assert result.exit_code == 0, result.output
     assert "held-out" in result.output and (out / "model" / "config.json").is_file()
     assert "learning_rate = 0.001" in (out / "config.toml").read_text()
-    result = runner.invoke(
-        app, ["pretrain", str(recipe), "-o", str(out), "--set", "pretrain.text=no/such.txt"]
+    result = runner.invoke(  # a fresh folder: the finished run in ``out`` would need --overwrite
+        app, ["pretrain", str(recipe), "-o", str(tmp_path / "other"), "--set", "pretrain.text=no/such.txt"]
     )
     assert result.exit_code == 1
     assert (
