@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -231,6 +232,20 @@ def test_a_kill_at_any_boundary_resumes_to_the_uninterrupted_curve(
 # ------------------------------------------------------------------ two processes agree
 
 
+def run_group(command: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """Run a launcher in its own process group, so a hang ends with all its workers killed."""
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"the two processes hung (killed after {timeout} s): {stdout}{stderr}"[-4000:])
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
 @pytest.mark.slow
 def test_a_non_finite_loss_on_one_rank_is_skipped_by_both(base, tmp_path):
     recipe = write_recipe(tmp_path / "recipe.toml", str(base[1] / "model"), samples=48, epochs=1)
@@ -242,9 +257,7 @@ def test_a_non_finite_loss_on_one_rank_is_skipped_by_both(base, tmp_path):
         "NERTOOL_TEST_NAN_STEP": "2",
         "NERTOOL_TEST_WEIGHTS_OUT": str(prints),
     }
-    done = subprocess.run(
-        command, env={**os.environ, **QUIET, **hooks}, capture_output=True, text=True, timeout=300
-    )
+    done = run_group(command, {**os.environ, **QUIET, **hooks}, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     records = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     skipped = [r for r in records if "non-finite" in r.get("warning", "")]
