@@ -328,7 +328,7 @@ def prepare(recipe: Recipe, run_dir: Path, resume: bool, accelerator: Any) -> Pr
     p = recipe.pretrain
     text = read_text_sources(p.text or [recipe.data.source], p.languages)
     mix = mix_documents(text, p, recipe.seed)
-    if resume:  # a checkpoint swap cut short is undone before its tokenizer is read
+    if resume:  # undo a swap cut short and check the checkpoint before its tokenizer is read
         restore_checkpoint(run_dir / "checkpoint", accelerator)
     tokenizer = mlm_tokenizer(recipe, mix.train, run_dir / "checkpoint" / "tokenizer", resume, accelerator)
     set_seed(recipe.seed)  # a scratch model's initial weights follow the seed

@@ -304,7 +304,7 @@ def train_run(
     data = load_training_data(recipe)
     settings = loop_settings(recipe, seed)
     accelerator = make_accelerator(settings)
-    if resume:  # a checkpoint swap cut short is undone before its tokenizer is read
+    if resume:  # undo a swap cut short and check the checkpoint before its tokenizer is read
         restore_checkpoint(run_dir / "checkpoint", accelerator)
     tokenizer = run_tokenizer(recipe, data, run_dir / "checkpoint" / "tokenizer", resume, accelerator)
     set_seed(settings.seed)  # the new head (or scratch model) starts seeded

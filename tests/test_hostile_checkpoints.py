@@ -269,3 +269,36 @@ def test_a_non_finite_loss_on_one_rank_is_skipped_by_both(base, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     f1 = metrics["languages"]["de"]["test"]["f1"]
     assert 0.0 <= f1 <= 1.0
+
+
+PRETRAIN_RECIPE = """
+seed = 5
+[model]
+name = "scratch:tiny"
+vocab_size = 600
+max_length = 64
+[train]
+batch_size = 8
+learning_rate = 0.002
+log_every = 1
+[pretrain]
+text = ["sample"]
+steps = 3
+block_size = 64
+heldout_fraction = 0.1
+eval_every = 3
+"""
+
+
+def test_a_pretraining_checkpoint_with_a_truncated_optimizer_is_refused(tmp_path):
+    recipe, run = tmp_path / "mlm.toml", tmp_path / "mlm"
+    recipe.write_text(PRETRAIN_RECIPE)
+    first = CliRunner().invoke(app, ["-q", "pretrain", str(recipe), "-o", str(run)])
+    assert first.exit_code == 0, first.output
+    truncate(run / "checkpoint" / "optimizer.bin")
+    before = snapshot(run / "checkpoint")
+    result = CliRunner().invoke(app, ["-q", "pretrain", str(recipe), "-o", str(run), "--resume"])
+    output = result.output.strip()
+    assert result.exit_code == 1 and len(output.splitlines()) == 1 and "Traceback" not in output, output
+    assert str(run / "checkpoint") in output and "optimizer.bin" in output, output
+    assert snapshot(run / "checkpoint") == before
