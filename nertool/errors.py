@@ -40,3 +40,7 @@ class ModelError(NertoolError):
 
 class TrainingError(NertoolError):
     """Training cannot go on (for example too many non-finite losses)."""
+
+
+class CheckpointError(NertoolError):
+    """A checkpoint cannot be resumed: incomplete, damaged, or from another model."""

@@ -49,6 +49,7 @@ from nertool.train import (
     ScoreFn,
     SilentReporter,
     make_accelerator,
+    restore_checkpoint,
 )
 
 HELDOUT_EPOCH = -1
@@ -327,6 +328,8 @@ def prepare(recipe: Recipe, run_dir: Path, resume: bool, accelerator: Any) -> Pr
     p = recipe.pretrain
     text = read_text_sources(p.text or [recipe.data.source], p.languages)
     mix = mix_documents(text, p, recipe.seed)
+    if resume:  # undo a swap cut short and check the checkpoint before its tokenizer is read
+        restore_checkpoint(run_dir / "checkpoint", accelerator)
     tokenizer = mlm_tokenizer(recipe, mix.train, run_dir / "checkpoint" / "tokenizer", resume, accelerator)
     set_seed(recipe.seed)  # a scratch model's initial weights follow the seed
     model = build_mlm(recipe, tokenizer)

@@ -6,28 +6,49 @@ code. The loop knows nothing of labels or metrics: it receives a ``score`` callb
 the dev score used to keep the best model, and a ``Reporter`` for progress and logs.
 
 Checkpoints (``accelerator.save_state``: weights, optimizer, scheduler, RNG) are written after
-every evaluation and on SIGTERM/Ctrl-C. Batch order is a pure function of (seed, epoch), so a
-resumed run skips the batches it already did and ends with the weights of an uninterrupted one.
+every evaluation and on SIGTERM/Ctrl-C, atomically and with a manifest that ``--resume`` checks
+(``nertool.checkpoint``). Batch order is a pure function of (seed, epoch), so a resumed run skips
+the batches it already did and ends with the weights of an uninterrupted one.
+
+With several processes every decision that changes which collective operations come next (skip a
+non-finite step, stop on a signal or the time limit) is taken by all processes together
+(``Loop._any_rank``): one process acting alone would leave the others waiting in an all-reduce.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import torch
 
 from nertool.batching import FeatureCollator, length_grouped_batches
-from nertool.errors import NertoolError, TrainingError
+from nertool.checkpoint import (
+    START_OVER,
+    boundary,
+    has_checkpoint,
+    model_summary,
+    partial_dir,
+    publish,
+    read_manifest,
+    restore_interrupted,
+    start_partial,
+    verify_files,
+    verify_model,
+    write_manifest,
+)
+from nertool.errors import CheckpointError, NertoolError, TrainingError
 
 log = logging.getLogger("nertool")
 
@@ -67,6 +88,71 @@ class LoopState:
     evals_without_gain: int = 0
     nonfinite_steps: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+_STATE_TYPES: dict[str, tuple[type, ...]] = {
+    "step": (int,),
+    "epoch": (int,),
+    "batch_in_epoch": (int,),
+    "best_score": (int, float),
+    "best_step": (int,),
+    "evals_without_gain": (int,),
+    "nonfinite_steps": (int,),
+    "history": (list,),
+}
+
+
+def read_loop_state(folder: Path, step: Any) -> LoopState:
+    """``loop_state.json`` of a checkpoint, checked field by field against ``LoopState`` and the
+    manifest's step: a hand-edited or foreign file is refused in one line, not a traceback."""
+    path = folder / "loop_state.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: unreadable ({error}); {START_OVER}") from None
+    expected = [f.name for f in fields(LoopState)]
+    if not isinstance(raw, dict) or sorted(raw) != sorted(expected):
+        raise CheckpointError(f"{path}: expected the fields {', '.join(expected)}; {START_OVER}")
+    for name, types in _STATE_TYPES.items():
+        if isinstance(raw[name], bool) or not isinstance(raw[name], types):
+            raise CheckpointError(f"{path}: {name} is {raw[name]!r}, not a {types[0].__name__}; {START_OVER}")
+    if raw["step"] != step:
+        raise CheckpointError(f"{path}: step {raw['step']} but the manifest says {step}; {START_OVER}")
+    return LoopState(**raw)
+
+
+class NanInjection:
+    """Test hook: ``NERTOOL_TEST_NAN_RANK=<r>`` and ``NERTOOL_TEST_NAN_STEP=<s>`` make process r's loss
+    non-finite once, at optimizer step s, to check that every process skips that step together.
+    Inert unless both variables are set."""
+
+    def __init__(self, rank: int):
+        wanted_rank, step = os.environ.get("NERTOOL_TEST_NAN_RANK"), os.environ.get("NERTOOL_TEST_NAN_STEP")
+        active = wanted_rank is not None and step is not None and int(wanted_rank) == rank
+        self.step: int | None = int(step) if active and step is not None else None
+
+    def apply(self, loss: torch.Tensor, step: int) -> torch.Tensor:
+        if self.step is None or step != self.step:
+            return loss
+        self.step = None
+        return loss * float("nan")
+
+
+def write_weight_fingerprint(model: Any, rank: int) -> None:
+    """Test hook: with ``NERTOOL_TEST_WEIGHTS_OUT=<folder>`` each process writes the sha256 of its
+    weights to ``rank-<i>.sha256`` there, so a test can see that all processes ended equal."""
+    folder = os.environ.get("NERTOOL_TEST_WEIGHTS_OUT")
+    if not folder:
+        return
+    sha = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        sha.update(name.encode())
+        sha.update(tensor.detach().float().cpu().numpy().tobytes())
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / f"rank-{rank}.sha256").write_text(sha.hexdigest())
+
+
+T = TypeVar("T")
 
 
 class Interrupted(NertoolError):
@@ -180,6 +266,31 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+def any_rank(accelerator: Any, flag: bool) -> bool:
+    """True on every process when ``flag`` is true on any (free with one process)."""
+    if accelerator.num_processes == 1:
+        return flag
+    votes = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(votes, reduction="sum").item() > 0)
+
+
+def restore_checkpoint(folder: Path, accelerator: Any) -> None:
+    """Before ``--resume`` reads anything in the checkpoint (its tokenizer first): bring back one
+    whose replacement was cut short (``restore_interrupted``) and check every file against the
+    manifest, so a damaged checkpoint is refused in one line on every process."""
+    error: NertoolError | None = None
+    if accelerator.is_main_process:
+        restore_interrupted(folder)
+        try:
+            if has_checkpoint(folder):
+                verify_files(folder, read_manifest(folder))
+        except NertoolError as caught:
+            error = caught
+    if any_rank(accelerator, error is not None):
+        raise error or CheckpointError(f"{folder}: the main process refused it; {START_OVER}")
+    accelerator.wait_for_everyone()
+
+
 class Loop:
     """One training run over fixed features; ``run`` returns the final ``LoopState``."""
 
@@ -209,6 +320,7 @@ class Loop:
         self.accelerator = accelerator or make_accelerator(settings)
         self.state = LoopState()
         self._run_started, self._timed_out = 0.0, False
+        self._nan_injection = NanInjection(self.accelerator.process_index)
         self.batches_per_epoch = math.ceil(len(features) / settings.batch_size)
         self.total = total_steps(self._local_batches(), settings)
         self._prepare(model)
@@ -244,16 +356,58 @@ class Loop:
         return self.accelerator.prepare_data_loader(loader)
 
     def resume(self) -> bool:
-        """Load the latest checkpoint if there is one; True when it was loaded."""
-        state_file = self.checkpoint_dir / "loop_state.json"
-        if not state_file.is_file():
+        """Load the latest checkpoint if there is one, after checking it whole; True when it was loaded.
+
+        Nothing is loaded unless the manifest vouches for every file and the model built from the
+        recipe has the checkpoint's labels and shapes, so a resumed run never mixes two checkpoints.
+        """
+        if not has_checkpoint(self.checkpoint_dir):
             return False
-        self.accelerator.load_state(str(self.checkpoint_dir))
-        self.state = LoopState(**json.loads(state_file.read_text()))
+        state = self._collectively(self._verified_state)
+        self._collectively(self._load_state)
+        self.state = state
         return True
+
+    def _verified_state(self) -> LoopState:
+        """The checkpoint's loop state once its files (main process) and its model summary match."""
+        folder = self.checkpoint_dir
+        manifest = read_manifest(folder)
+        if self.accelerator.is_main_process:
+            verify_files(folder, manifest)
+        verify_model(folder, manifest, model_summary(self.accelerator.unwrap_model(self.model)))
+        return read_loop_state(folder, manifest.get("step"))
+
+    def _load_state(self) -> None:
+        """``load_state``, with a damaged pickle or tensor file turned into one line."""
+        try:
+            self.accelerator.load_state(str(self.checkpoint_dir))
+        except Exception as error:  # torch.load and safetensors raise many kinds
+            first = (str(error).strip().splitlines() or [""])[0][:200]
+            raise CheckpointError(
+                f"{self.checkpoint_dir}: cannot load it ({type(error).__name__}: {first}); {START_OVER}"
+            ) from None
+
+    def _collectively(self, action: Callable[[], T]) -> T:
+        """Run ``action`` on every process; when it fails on any, all of them raise, so none is left
+        waiting in a collective for a process that gave up."""
+        error: NertoolError | None = None
+        try:
+            result = action()
+        except NertoolError as caught:
+            error = caught
+        if self._any_rank(error is not None):
+            raise error or CheckpointError(
+                f"{self.checkpoint_dir}: another process could not resume it; {START_OVER}"
+            )
+        return result
+
+    def _any_rank(self, flag: bool) -> bool:
+        return any_rank(self.accelerator, flag)
 
     def resume_or_restart(self, resume: bool, log_path: Path) -> bool:
         """Load the latest checkpoint when asked; trim the run log to it (or clear it). True if resumed."""
+        if resume:
+            restore_checkpoint(self.checkpoint_dir, self.accelerator)
         resumed = resume and self.resume()
         if resume and not resumed:
             log.warning("no checkpoint in %s; starting from the beginning", self.checkpoint_dir)
@@ -262,12 +416,30 @@ class Loop:
         return resumed
 
     def save_checkpoint(self) -> None:
-        self.accelerator.wait_for_everyone()
-        self.accelerator.save_state(str(self.checkpoint_dir), safe_serialization=True)
-        if self.accelerator.is_main_process:
-            tmp = self.checkpoint_dir / "loop_state.json.tmp"
-            tmp.write_text(json.dumps(asdict(self.state)))
-            tmp.replace(self.checkpoint_dir / "loop_state.json")
+        """Write the checkpoint beside the current one; swap it in only once sealed by its manifest.
+
+        ``save_state`` is collective (every process writes its RNG state); only the main process
+        seals and renames, and everyone waits for that before training on.
+        """
+        accelerator, folder = self.accelerator, self.checkpoint_dir
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            start_partial(folder)
+        boundary()
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(partial_dir(folder)), safe_serialization=True)
+        accelerator.wait_for_everyone()
+        boundary()
+        if accelerator.is_main_process:
+            self._seal(partial_dir(folder))
+            publish(folder)
+        accelerator.wait_for_everyone()
+
+    def _seal(self, partial: Path) -> None:
+        (partial / "loop_state.json").write_text(json.dumps(asdict(self.state)), encoding="utf-8")
+        boundary()
+        write_manifest(partial, self.state.step, model_summary(self.accelerator.unwrap_model(self.model)))
+        boundary()
 
     def run(self) -> LoopState:
         self._run_started, self._timed_out = time.perf_counter(), False
@@ -276,6 +448,7 @@ class Loop:
             while not self._finished():
                 self._run_epoch(stop)
         self.reporter.finish()
+        write_weight_fingerprint(self.accelerator.unwrap_model(self.model), self.accelerator.process_index)
         if self.state.best_step < 0 and self.on_best is not None:
             self.on_best(self.accelerator.unwrap_model(self.model))
         return self.state
@@ -306,7 +479,7 @@ class Loop:
             self._maybe_log(loss, tokens, sentences, time.perf_counter() - started)
             if self.state.batch_in_epoch - 1 in eval_points or self.state.step >= self.total:
                 self._evaluate()
-            if stop.is_set():
+            if self._any_rank(stop.is_set()):
                 self.save_checkpoint()
                 raise Interrupted(
                     f"interrupted; checkpoint saved in {self.checkpoint_dir}; rerun with --resume"
@@ -316,10 +489,14 @@ class Loop:
         self.state.epoch += 1
         self.state.batch_in_epoch = 0
 
-    def _out_of_time(self) -> bool:
-        """Past ``max_seconds`` since ``run`` started: evaluate and checkpoint (once), then stop."""
+    def _time_is_up(self) -> bool:
+        """Past ``max_seconds`` since ``run`` started, on this process's clock."""
         limit = self.settings.max_seconds
-        if limit is None or time.perf_counter() - self._run_started <= limit:
+        return limit is not None and time.perf_counter() - self._run_started > limit
+
+    def _out_of_time(self) -> bool:
+        """Past the time limit on any process: all evaluate and checkpoint (once), then stop."""
+        if self.settings.max_seconds is None or not self._any_rank(self._time_is_up()):
             return False
         if not self.state.history or self.state.history[-1]["step"] != self.state.step:
             self._evaluate()
@@ -329,8 +506,8 @@ class Loop:
     def _train_step(self, batch: dict[str, Any]) -> float:
         """One micro-batch under ``accumulate``; a non-finite loss skips the update."""
         with self.accelerator.accumulate(self.model):
-            loss = self.model(**batch).loss
-            if not torch.isfinite(loss.detach()):
+            loss = self._nan_injection.apply(self.model(**batch).loss, self.state.step)
+            if self._any_rank(not bool(torch.isfinite(loss.detach()))):
                 self._count_nonfinite()
                 self.optimizer.zero_grad()
                 return float("nan")

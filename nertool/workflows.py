@@ -51,6 +51,7 @@ from nertool.train import (
     Reporter,
     SilentReporter,
     make_accelerator,
+    restore_checkpoint,
 )
 
 log = logging.getLogger("nertool")
@@ -303,6 +304,8 @@ def train_run(
     data = load_training_data(recipe)
     settings = loop_settings(recipe, seed)
     accelerator = make_accelerator(settings)
+    if resume:  # undo a swap cut short and check the checkpoint before its tokenizer is read
+        restore_checkpoint(run_dir / "checkpoint", accelerator)
     tokenizer = run_tokenizer(recipe, data, run_dir / "checkpoint" / "tokenizer", resume, accelerator)
     set_seed(settings.seed)  # the new head (or scratch model) starts seeded
     model, tokenizer = build_model(recipe, data.label_map, data.train, tokenizer)
