@@ -45,7 +45,7 @@ from bench.harness import (
     write_record,
 )
 from bench.training import CountingCollator
-from nertool.train import SilentReporter
+from nertool.train.loop import SilentReporter
 
 SCENARIO = "gpu_train"
 # Dense bf16 tensor-core peaks (no sparsity), by a substring of torch.cuda.get_device_name().
@@ -128,9 +128,9 @@ class Inputs:
 def build_inputs(plan: GpuPlan, options: Options) -> Inputs:
     """nertool features and the example's tokenized rows of the same sentences."""
     from bench.hf_example import label_aligner
-    from nertool.align import build_features, word_pieces
+    from nertool.model.align import build_features, word_pieces
     from nertool.labels import LabelMap
-    from nertool.model import train_tokenizer
+    from nertool.model.build import train_tokenizer
 
     source, source_name = data_source(options)
     sentences = cycled(load_split(source, "train"), plan.steps * plan.batch_size)
@@ -178,7 +178,7 @@ class StepClock:
 
 
 class ClockReporter(SilentReporter):
-    """``nertool.train.Reporter`` that marks the clock after each optimizer step."""
+    """``nertool.train.loop.Reporter`` that marks the clock after each optimizer step."""
 
     def __init__(self, clock: StepClock):
         self.clock = clock
@@ -242,8 +242,8 @@ def run_trainer(model: Any, inputs: Inputs, plan: GpuPlan, device: str, folder: 
 
 
 def run_loop(model: Any, inputs: Inputs, plan: GpuPlan, device: str, folder: Path) -> StepClock:
-    from nertool.batching import FeatureCollator
-    from nertool.train import Loop, LoopSettings
+    from nertool.model.batching import FeatureCollator
+    from nertool.train.loop import Loop, LoopSettings
 
     settings = LoopSettings(
         epochs=math.ceil(plan.steps * plan.batch_size / len(inputs.features)) or 1,
@@ -342,7 +342,7 @@ def run(options: Options, tiny: bool | None = None, steps: int | None = None) ->
     }
     names = (
         f"transformers.Trainer ({precision}, batch {plan.batch_size}, example preprocessing)",
-        f"nertool.train.Loop ({precision}, batch {plan.batch_size})",
+        f"nertool.train.loop.Loop ({precision}, batch {plan.batch_size})",
     )
     rows = rows_of(results, counts["non_embedding"], peak, device)
     return make_record(SCENARIO, replace(options, device=device), rows, quality, settings, names)

@@ -55,8 +55,8 @@ def agreement(encoded: Any, features: Sequence[Any], n_sentences: int) -> dict[s
 def run(options: Options) -> dict[str, Any]:
     from bench.hf_example import raw_dataset, tokenized_dataset
     from nertool.labels import LabelMap
-    from nertool.model import train_tokenizer
-    from nertool.workflows import encode_training
+    from nertool.model.build import train_tokenizer
+    from nertool.workflows.train import encode_training
 
     n, repeats = sizes(options)
     source, source_name = data_source(options)
@@ -90,6 +90,6 @@ def run(options: Options) -> dict[str, Any]:
     }
     names = (
         "datasets.Dataset.map(tokenize_and_align_labels, batched=True) (transformers example)",
-        "nertool.workflows.encode_training (align.word_pieces + align.build_features, labels)",
+        "nertool.workflows.train.encode_training (align.word_pieces + align.build_features, labels)",
     )
     return make_record(SCENARIO, options, rows, quality, settings, names)

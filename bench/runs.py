@@ -1,6 +1,6 @@
 """Trained runs the inference and memory scenarios tag with, trained once and cached.
 
-A run is trained with ``nertool.workflows.train_run`` (the same code as ``nertool train``) into
+A run is trained with ``nertool.workflows.train.train_run`` (the same code as ``nertool train``) into
 ``<cache>/<name>/`` and reused once its ``metrics.json`` exists (written last); the name encodes everything
 that decides the weights, so a changed plan trains a new run instead of reusing a stale one.
 """
@@ -37,7 +37,7 @@ QUICK_RUN = RunPlan("scratch:tiny", 200, 1, 16, 3e-3, eval_sentences=50)
 def cached_run(plan: RunPlan, options: Options) -> Path:
     """The run folder for ``plan``: trained now unless the cache already holds it."""
     from nertool.config import build_recipe
-    from nertool.workflows import train_run
+    from nertool.workflows.train import train_run
 
     source, source_name = data_source(options)
     folder = options.cache / plan.name(source_name)

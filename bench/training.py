@@ -7,7 +7,7 @@ clipping, fp32 on CPU. The baseline preprocesses with the transformers example
 random (the Trainer default); nertool groups batches by length. Measured: sentences/s and real
 (non-padding) tokens/s over ``Trainer.train()`` / ``Loop.run()``, the share of padding positions,
 peak RSS growth. Quality: dev F1 of both models after the same steps, scored by
-``nertool.analysis.score_block`` through the same inference path.
+``nertool.evaluate.scores.score_block`` through the same inference path.
 
 On a slow (shared) machine the full run takes fewer than the planned 300 steps: a forward and
 backward probe estimates the step time, steps are cut so both runs fit ``BUDGET_S``, and the
@@ -34,7 +34,7 @@ from bench.harness import (
     make_record,
     stopwatch,
 )
-from nertool.train import SilentReporter
+from nertool.train.loop import SilentReporter
 
 SCENARIO = "training"
 BUDGET_S = 240.0  # both timed runs together (full mode); fewer steps when this machine is slower
@@ -93,7 +93,7 @@ class CountingCollator:
 
 
 class LossReporter(SilentReporter):
-    """A ``nertool.train.Reporter`` that keeps the training losses (for the mean training loss)."""
+    """A ``nertool.train.loop.Reporter`` that keeps the training losses (for the mean training loss)."""
 
     def __init__(self) -> None:
         self.losses: list[float] = []
@@ -149,8 +149,8 @@ def train_with_trainer(model: Any, tokenizer: Any, dataset: Any, plan: Plan, fol
 
 def train_with_loop(model: Any, features: Sequence[Any], plan: Plan, folder: Path) -> Side:
     """The nertool ``Loop`` with the same settings (length-grouped batches, its default)."""
-    from nertool.batching import FeatureCollator
-    from nertool.train import Loop, LoopSettings
+    from nertool.model.batching import FeatureCollator
+    from nertool.train.loop import Loop, LoopSettings
 
     settings = LoopSettings(
         epochs=math.ceil(plan.train_sentences / len(features)) or 1,
@@ -189,8 +189,8 @@ def fresh_copy(model: Any, initial: dict[str, Any]) -> Any:
 
 
 def dev_f1(model: Any, tokenizer: Any, label_map: Any, dev: Sequence[Any]) -> float:
-    from nertool.analysis import score_block
-    from nertool.inference import predict_sentences, tags_of
+    from nertool.evaluate.scores import score_block
+    from nertool.model.inference import predict_sentences, tags_of
 
     predictions = predict_sentences(model, tokenizer, [s.tokens for s in dev])
     return float(score_block([s.tags for s in dev], [tags_of(p, label_map.names) for p in predictions])["f1"])
@@ -201,7 +201,7 @@ def prepare(plan: Plan, options: Options) -> dict[str, Any]:
     from bench.hf_example import raw_dataset, tokenized_dataset
     from nertool.config import build_recipe
     from nertool.labels import LabelMap
-    from nertool.workflows import build_model, encode_training
+    from nertool.workflows.train import build_model, encode_training
 
     source, source_name = data_source(options)
     train = cycled(load_split(source, "train"), plan.train_sentences)
@@ -280,7 +280,7 @@ def quality_of(base: Side, ours: Side, identical: bool, ready: dict[str, Any]) -
             "nertool": dev_f1(ours.model, tokenizer, label_map, dev),
         },
         "mean_train_loss": {"baseline": base.mean_loss, "nertool": ours.mean_loss},
-        "scorer": "nertool.analysis.score_block (seqeval default mode), same inference path for both",
+        "scorer": "nertool.evaluate.scores.score_block (seqeval default mode), same inference path for both",
     }
 
 
@@ -317,7 +317,7 @@ def run(options: Options) -> dict[str, Any]:
         ours = train_with_loop(our_model, features, plan, Path(tmp) / "loop")
     names = (
         "transformers.Trainer + DataCollatorForTokenClassification (example preprocessing)",
-        "nertool.train.Loop (Accelerate, length-grouped batches)",
+        "nertool.train.loop.Loop (Accelerate, length-grouped batches)",
     )
     quality = quality_of(base, ours, identical, ready)
     settings = settings_of(plan, planned, step_s, options, ready["source"])

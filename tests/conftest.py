@@ -24,7 +24,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def sample_texts() -> list[str]:
     """Training sentences of the bundled sample, one space-joined string each."""
-    from nertool.formats import read_sentences
+    from nertool.data.readers import read_sentences
 
     return [
         " ".join(sentence.tokens)
@@ -36,6 +36,6 @@ def sample_texts() -> list[str]:
 @pytest.fixture(scope="session")
 def tokenizer(sample_texts: list[str]) -> Any:
     """A small XLM-R-style Unigram tokenizer trained on the sample (about a second, once a session)."""
-    from nertool.model import train_tokenizer
+    from nertool.model.build import train_tokenizer
 
     return train_tokenizer(sample_texts, vocab_size=600)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from nertool.align import (
+from nertool.model.align import (
     IGNORE_INDEX,
     SPECIAL,
     Feature,

@@ -12,7 +12,7 @@ import pytest
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
 
-from nertool.analysis import (
+from nertool.evaluate.scores import (
     ConfusionMatrix,
     check_shapes,
     label_order,
@@ -24,8 +24,8 @@ from nertool.analysis import (
     span_type_confusion,
     word_confusion,
 )
-from nertool.bootstrap import bootstrap_f1, f1_from_counts, paired_bootstrap, span_counts
-from nertool.error_analysis import (
+from nertool.evaluate.bootstrap import bootstrap_f1, f1_from_counts, paired_bootstrap, span_counts
+from nertool.evaluate.error_analysis import (
     LossRecord,
     error_report,
     loss_per_label,
@@ -429,14 +429,14 @@ def assert_png(path: Path) -> None:
 
 @pytest.mark.parametrize("normalize", ["none", "row", "column"])
 def test_plot_confusion_writes_a_png(tmp_path, normalize):
-    from nertool.plots import plot_confusion
+    from nertool.evaluate.plots import plot_confusion
 
     path = plot_confusion(word_confusion(GOLD, PRED), tmp_path / "sub" / "cm.png", normalize, title="de")
     assert_png(path)
 
 
 def test_plot_heatmap_with_missing_cells(tmp_path):
-    from nertool.plots import plot_heatmap
+    from nertool.evaluate.plots import plot_heatmap
 
     values = [[0.81, None, 0.3], [0.5, 0.72, None]]
     path = plot_heatmap(["de", "fr"], ["de", "fr", "en"], values, tmp_path / "t.png", "F1", "target", "src")
@@ -444,7 +444,7 @@ def test_plot_heatmap_with_missing_cells(tmp_path):
 
 
 def test_plot_arguments_are_checked(tmp_path):
-    from nertool.plots import plot_confusion, plot_heatmap
+    from nertool.evaluate.plots import plot_confusion, plot_heatmap
 
     with pytest.raises(ValueError, match="normalize"):
         plot_confusion(word_confusion(GOLD, PRED), tmp_path / "x.png", "rows")  # type: ignore[arg-type]

@@ -7,8 +7,8 @@ import random
 import pytest
 import torch
 
-from nertool.align import IGNORE_INDEX, SPECIAL, Feature
-from nertool.batching import (
+from nertool.model.align import IGNORE_INDEX, SPECIAL, Feature
+from nertool.model.batching import (
     FeatureCollator,
     collate,
     length_grouped_batches,

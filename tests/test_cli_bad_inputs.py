@@ -9,11 +9,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from nertool.cli import app
+from nertool.cli.commands import app
 from nertool.config import build_recipe
 from nertool.errors import TrainingError
-from nertool.train import Loop, LoopSettings
-from nertool.workflows import train_run
+from nertool.train.loop import Loop, LoopSettings
+from nertool.workflows.train import train_run
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"
 runner = CliRunner()
@@ -130,7 +130,7 @@ class NaNLossModel(torch.nn.Module):
 
 
 def test_non_finite_losses_skip_steps_then_abort(tmp_path):
-    from nertool.align import Feature
+    from nertool.model.align import Feature
 
     features = [Feature(i, (0, 5, 2), (-1, 0, -1), 0, 1, (-100, 1, -100)) for i in range(40)]
     settings = LoopSettings(epochs=1, batch_size=2, learning_rate=1e-3, max_nonfinite_steps=3)

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import nertool.lines
-from nertool.cli import app
+import nertool.data.lines
+from nertool.cli.commands import app
 from nertool.config import build_recipe
-from nertool.formats import read_sentences
-from nertool.predict_io import iter_units
-from nertool.workflows import train_run
+from nertool.data.readers import read_sentences
+from nertool.predict.readers import iter_units
+from nertool.workflows.train import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "nertool" / "resources" / "sample"
@@ -363,7 +363,7 @@ def test_unreadable_data_file_is_one_line(tmp_path, monkeypatch):
         def refuse(name, *args, **kwargs):
             raise PermissionError(errno.EACCES, "Permission denied", str(name))
 
-        monkeypatch.setattr(nertool.lines, "open", refuse, raising=False)
+        monkeypatch.setattr(nertool.data.lines, "open", refuse, raising=False)
     try:
         result = runner.invoke(app, ["data", "inspect", str(path)])
         one_error(result, "locked.tsv", "Permission denied")
@@ -454,7 +454,7 @@ def test_leaked_standard_errors_become_one_line(monkeypatch, error, words):
     def leak(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr("nertool.inspect.inspect_source", leak)
+    monkeypatch.setattr("nertool.workflows.inspection.inspect_source", leak)
     one_error(runner.invoke(app, ["data", "inspect", "sample"]), *words)
 
 
@@ -462,7 +462,7 @@ def test_a_bug_is_one_line_naming_the_debug_switch(monkeypatch):
     def bug(*args, **kwargs):
         raise ZeroDivisionError("division by zero\nsecond line")
 
-    monkeypatch.setattr("nertool.inspect.inspect_source", bug)
+    monkeypatch.setattr("nertool.workflows.inspection.inspect_source", bug)
     monkeypatch.delenv("NERTOOL_DEBUG", raising=False)
     message = one_error(
         runner.invoke(app, ["data", "inspect", "sample"]), "internal error", "ZeroDivisionError"
@@ -477,14 +477,14 @@ def test_interrupt_is_exit_130(monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("nertool.inspect.inspect_source", interrupt)
+    monkeypatch.setattr("nertool.workflows.inspection.inspect_source", interrupt)
     result = runner.invoke(app, ["data", "inspect", "sample"])
     assert result.exit_code == 130 and "interrupted" in result.output
 
 
 def test_pretraining_text_with_cr_only_endings_is_one_document_per_line(tmp_path):
     """Raw pre-training text saved with CR line ends must not collapse into one document."""
-    from nertool.pretrain_text import _file_documents
+    from nertool.pretrain.text import _file_documents
 
     lf, cr = tmp_path / "lf.txt", tmp_path / "cr.txt"
     lf.write_bytes(b"Angela Merkel besuchte Paris .\nDie Bahn streikt .\r\nRoma vince\n")

@@ -22,11 +22,11 @@ import pytest
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from nertool.cli import app
+from nertool.cli.commands import app
 from nertool.config import build_recipe
 from nertool.errors import ModelError
-from nertool.model import load_trained, masked_lm, save_model
-from nertool.workflows import train_run
+from nertool.model.build import load_trained, masked_lm, save_model
+from nertool.workflows.train import train_run
 
 runner = CliRunner()
 EVIL_AUTO_MAP = {"AutoModelForTokenClassification": "evil.EvilModel", "AutoConfig": "evil.EvilConfig"}

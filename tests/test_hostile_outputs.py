@@ -23,12 +23,12 @@ import pytest
 from typer.testing import CliRunner
 
 from nertool import files
-from nertool.cli import app
+from nertool.cli.commands import app
 from nertool.config import build_recipe
 from nertool.errors import DataError
 from nertool.files import safe_child, write_text
 from nertool.run_folder import LOCK, claim_run_folder
-from nertool.workflows import SAMPLE_DIR, train_run, write_evaluation_report
+from nertool.workflows.train import SAMPLE_DIR, train_run, write_evaluation_report
 
 runner = CliRunner()
 
@@ -463,7 +463,7 @@ def test_report_names_from_languages_cannot_escape(tmp_path):
 
 
 def test_transfer_run_folders_named_from_languages_cannot_escape(tmp_path):
-    from nertool.transfer_run import _check_run_folders
+    from nertool.workflows.transfer import _check_run_folders
 
     out = tmp_path / "transfer"
     fine = SimpleNamespace(run_dir=out / "runs" / "de+fr")

@@ -1,4 +1,4 @@
-"""Masking statistics, whole-word masking, and packing invariants of ``nertool.mlm``."""
+"""Masking statistics, whole-word masking, and packing invariants of ``nertool.pretrain.masking``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nertool.errors import ConfigError, DataError
-from nertool.mlm import (
+from nertool.pretrain.masking import (
     IGNORE_INDEX,
     PackedBlock,
     collate_blocks,

@@ -9,11 +9,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from nertool.cli import app
+from nertool.cli.commands import app
 from nertool.config import build_recipe, load_recipe
-from nertool.inference import predict_sentences, tags_of
-from nertool.model import load_trained
-from nertool.workflows import SAMPLE_DIR, evaluate_model, load_training_data, train_run
+from nertool.model.inference import predict_sentences, tags_of
+from nertool.model.build import load_trained
+from nertool.workflows.train import SAMPLE_DIR, evaluate_model, load_training_data, train_run
 
 runner = CliRunner()
 
@@ -98,8 +98,8 @@ def test_overfits_a_small_set():
         }
     )
     data = load_training_data(recipe)
-    from nertool.train import Loop, LoopSettings
-    from nertool.workflows import build_model, encode_training
+    from nertool.train.loop import Loop, LoopSettings
+    from nertool.workflows.train import build_model, encode_training
 
     torch.manual_seed(0)
     model, tokenizer = build_model(recipe, data.label_map, data.train)

@@ -7,10 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from nertool.cli import app
+from nertool.cli.commands import app
 from nertool.config import build_recipe
-from nertool.predict import Tagger
-from nertool.workflows import SAMPLE_DIR, evaluate_model, train_run
+from nertool.predict.tagger import Tagger
+from nertool.workflows.train import SAMPLE_DIR, evaluate_model, train_run
 
 runner = CliRunner()
 

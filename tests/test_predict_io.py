@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nertool.errors import DataError
-from nertool.predict_io import (
+from nertool.predict.readers import (
     Entity,
     Unit,
     entities_for,
@@ -21,7 +21,7 @@ from nertool.predict_io import (
     unit_from_text,
     unit_from_tokens,
 )
-from nertool.predict_writers import SPANS_TSV_HEADER, open_writer
+from nertool.predict.writers import SPANS_TSV_HEADER, open_writer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -12,11 +12,11 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from nertool.cli import app
+from nertool.cli.commands import app
 from nertool.config import PretrainConfig, build_recipe, load_recipe
 from nertool.errors import ConfigError, DataError
-from nertool.mlm import IGNORE_INDEX, PackedBlock
-from nertool.pretrain import (
+from nertool.pretrain.masking import IGNORE_INDEX, PackedBlock
+from nertool.workflows.pretrain import (
     HELDOUT_EPOCH,
     IndexedBlock,
     MaskedOnlyHead,
@@ -28,15 +28,15 @@ from nertool.pretrain import (
     pretrain_settings,
     with_sparse_head,
 )
-from nertool.pretrain_text import (
+from nertool.pretrain.text import (
     TextSource,
     language_shares,
     mix_documents,
     read_text_sources,
     round_counts,
 )
-from nertool.train import Interrupted, SilentReporter, total_steps
-from nertool.workflows import train_run
+from nertool.train.loop import Interrupted, SilentReporter, total_steps
+from nertool.workflows.train import train_run
 
 runner = CliRunner()
 SAMPLE = Path(__file__).resolve().parents[1] / "nertool" / "resources" / "sample"
@@ -257,7 +257,7 @@ def test_masking_workers_only_where_the_model_is_not_on_the_cpu(monkeypatch):
 def test_heldout_score_uses_fixed_masks():
     from transformers import XLMRobertaForMaskedLM
 
-    from nertool.model import SCRATCH_SIZES, scratch_config
+    from nertool.model.build import SCRATCH_SIZES, scratch_config
 
     torch.manual_seed(0)
     model = XLMRobertaForMaskedLM(scratch_config(SCRATCH_SIZES["tiny"], 600, 64))
@@ -272,7 +272,7 @@ def test_heldout_score_uses_fixed_masks():
 def test_sparse_head_gives_the_full_models_loss_and_gradients():
     from transformers import XLMRobertaForMaskedLM
 
-    from nertool.model import SCRATCH_SIZES, scratch_config
+    from nertool.model.build import SCRATCH_SIZES, scratch_config
 
     torch.manual_seed(0)
     model = XLMRobertaForMaskedLM(scratch_config(SCRATCH_SIZES["tiny"], 600, 64)).eval()

@@ -14,7 +14,7 @@ import pytest
 from safetensors.torch import load_file
 
 from nertool.config import load_recipe
-from nertool.workflows import SAMPLE_DIR, evaluate_model, train_run
+from nertool.workflows.train import SAMPLE_DIR, evaluate_model, train_run
 
 RECIPE = """
 seed = 11

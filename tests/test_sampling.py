@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nertool.errors import ConfigError
-from nertool.sampling import choose_indices, fraction_counts, temperature_counts, temperature_probs
+from nertool.data.sampling import choose_indices, fraction_counts, temperature_counts, temperature_probs
 
 SWISS = {"de": 0.629, "fr": 0.229, "it": 0.084, "en": 0.059}
 PANX_TRAIN = {"de": 20000, "fr": 20000, "it": 20000, "en": 20000}
@@ -189,7 +189,7 @@ def test_choose_indices_zero_and_negative() -> None:
 
 
 def test_choose_indices_does_not_depend_on_the_process_hash_seed() -> None:
-    code = "from nertool.sampling import choose_indices; print(choose_indices(10**6, 5, 7, 'de'))"
+    code = "from nertool.data.sampling import choose_indices; print(choose_indices(10**6, 5, 7, 'de'))"
     outputs = {
         subprocess.run(
             [sys.executable, "-c", code],

@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from nertool.textsplit import Word, split_words
+from nertool.predict.textsplit import Word, split_words
 
 CASES = [
     # English punctuation, abbreviations and numbers

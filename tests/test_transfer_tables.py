@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nertool.errors import ConfigError, NertoolError
-from nertool.transfer import (
+from nertool.transfer.table import (
     Setting,
     build_table,
     crossover,
@@ -24,7 +24,7 @@ from nertool.transfer import (
     to_json,
     to_markdown,
 )
-from nertool.transfer_plots import plot_curve
+from nertool.transfer.plots import plot_curve
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LANGS = ["de", "fr", "en"]

@@ -1,0 +1,264 @@
+"""Data sources → per-language splits of sentences, and seeded sampling of training sets.
+
+A SPEC names where sentences come from (ARCHITECTURE §1):
+
+- a local file (one language, named ``und`` unless ``--languages`` gives one);
+- a corpus folder laid out ``<dir>/<lang>/<split>.<ext>``;
+- ``hub:NAME[:CONFIG]``, CONFIG may hold ``{lang}`` (``hub:google/xtreme:PAN-X.{lang}``).
+
+Everything below returns plain ``Sentence`` records, so training, evaluation and inspection
+never care where sentences came from. Sampling records the exact indices it chose, so a
+training set can be rebuilt from ``data_manifest.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nertool.errors import DataError
+from nertool.data.readers import ReadReport, Sentence, read_sentences
+from nertool.langcode import LANGUAGE_RULE, check_languages, is_language_code
+from nertool.data.sampling import choose_indices, fraction_counts, temperature_counts
+
+log = logging.getLogger("nertool")
+
+SPLITS = ("train", "validation", "test")
+_SPLIT_ALIASES = {
+    "train": ("train",),
+    "validation": ("validation", "dev", "val", "testa"),
+    "test": ("test", "testb"),
+}
+HUB_PREFIX = "hub:"
+UNDETERMINED = "und"
+
+
+@dataclass(frozen=True)
+class SplitRef:
+    """Where one language's split lives: a local path or a hub dataset + config."""
+
+    language: str
+    split: str
+    path: Path | None = None
+    hub_name: str | None = None
+    hub_config: str | None = None
+    revision: str | None = None
+
+    def describe(self) -> str:
+        if self.path is not None:
+            return str(self.path)
+        return f"hub:{self.hub_name}:{self.hub_config}@{self.revision or 'main'}[{self.split}]"
+
+
+@dataclass
+class Corpus:
+    """Sentences per language and split, with the reports of the files they came from."""
+
+    splits: dict[str, dict[str, list[Sentence]]] = field(default_factory=dict)
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)
+    reports: list[ReadReport] = field(default_factory=list)
+
+    def get(self, language: str, split: str) -> list[Sentence] | None:
+        return self.splits.get(language, {}).get(split)
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.splits)
+
+
+def is_hub_spec(spec: str) -> bool:
+    return spec.startswith(HUB_PREFIX)
+
+
+def parse_hub_spec(spec: str) -> tuple[str, str | None]:
+    """``hub:google/xtreme:PAN-X.{lang}`` → (``google/xtreme``, ``PAN-X.{lang}``)."""
+    body = spec[len(HUB_PREFIX) :]
+    name, _, config = body.partition(":")
+    if not name:
+        raise DataError(f"hub spec {spec!r} names no dataset; write hub:NAME[:CONFIG]")
+    return name, config or None
+
+
+def _split_file(folder: Path, split: str) -> Path | None:
+    """The file for ``split`` in a language folder (``train.tsv``, ``dev.txt``, ...)."""
+    for alias in _SPLIT_ALIASES[split]:
+        matches = sorted(p for p in folder.glob(f"{alias}.*") if p.is_file())
+        if matches:
+            return matches[0]
+    return None
+
+
+def folder_languages(root: Path) -> list[str]:
+    """Language folders under a corpus root that hold at least one split file.
+
+    A folder whose name is not a language code (``nertool.langcode``; e.g. ``my data`` or
+    ``.cache``) is skipped with a warning: its name would become part of output file names.
+    """
+    found = sorted(p for p in root.iterdir() if p.is_dir() and any(_split_file(p, s) for s in SPLITS))
+    for folder in found:
+        if not is_language_code(folder.name):
+            log.warning("%s: skipped: the folder name is not a language code (%s)", folder, LANGUAGE_RULE)
+    return [folder.name for folder in found if is_language_code(folder.name)]
+
+
+def locate(
+    spec: str, languages: Sequence[str], splits: Sequence[str], revision: str | None = None
+) -> list[SplitRef]:
+    """Every (language, split) the spec offers among those asked for; missing splits are skipped."""
+    check_languages(languages, "language")
+    unknown = [split for split in splits if split not in SPLITS]
+    if unknown:
+        raise DataError(f"unknown split {unknown[0]!r}; use one of {', '.join(SPLITS)}")
+    if is_hub_spec(spec):
+        name, config = parse_hub_spec(spec)
+        return [
+            SplitRef(lang, split, hub_name=name, hub_config=_hub_config(config, lang), revision=revision)
+            for lang in languages
+            for split in splits
+        ]
+    root = Path(spec)
+    if root.is_file():
+        language = languages[0] if len(languages) == 1 else UNDETERMINED
+        return [SplitRef(language, split, path=root) for split in splits[:1]]
+    if root.is_symlink() and not root.exists():
+        raise DataError("a symbolic link to nothing (its target is gone); fix or remove the link", root)
+    if not root.is_dir():
+        raise DataError(
+            "data source not found: give a file, a folder <dir>/<lang>/<split>.<ext>, or hub:NAME", root
+        )
+    return _locate_in_folder(root, languages, splits)
+
+
+def _hub_config(config: str | None, language: str) -> str | None:
+    return None if config is None else config.replace("{lang}", language)
+
+
+def _locate_in_folder(root: Path, languages: Sequence[str], splits: Sequence[str]) -> list[SplitRef]:
+    available = folder_languages(root)
+    if not available:
+        raise DataError(
+            "no language folders with split files here; expected <dir>/<lang>/<split>.<ext> "
+            "such as de/train.tsv",
+            root,
+        )
+    missing = [lang for lang in languages if lang not in available]
+    if missing:
+        raise DataError(
+            f"no folder for language(s) {', '.join(missing)} (found: {', '.join(available) or 'none'}); "
+            "expected <dir>/<lang>/<split>.<ext>",
+            root,
+        )
+    refs = []
+    for lang in languages or available:
+        for split in splits:
+            path = _split_file(root / lang, split)
+            if path is not None:
+                refs.append(SplitRef(lang, split, path=path))
+    return refs
+
+
+HubLoader = Callable[..., Any]
+
+
+def _default_hub_loader(name: str | None, config: str | None, split: str, revision: str | None) -> Any:
+    """``datasets.load_dataset`` with no remote code (datasets ≥ 3 reads Parquet configs)."""
+    import datasets
+
+    return datasets.load_dataset(name, config, split=split, revision=revision)
+
+
+def read_hub_split(ref: SplitRef, loader: HubLoader | None = None) -> list[Sentence]:
+    """Sentences of one hub split; integer ``ner_tags`` are mapped through the ClassLabel names."""
+    loader = loader or _default_hub_loader
+    try:
+        dataset = loader(ref.hub_name, ref.hub_config, ref.split, ref.revision)
+    except Exception as error:  # network, auth, missing config: all end as one readable line
+        raise DataError(
+            f"could not load {ref.describe()}: {error}; check the name, config and network"
+        ) from None
+    names = _tag_names(dataset)
+    return [
+        Sentence(tuple(row["tokens"]), tuple(names[t] if names else t for t in row["ner_tags"]), index + 1)
+        for index, row in enumerate(dataset)
+    ]
+
+
+def _tag_names(dataset: Any) -> list[str] | None:
+    feature = getattr(dataset, "features", {}).get("ner_tags")
+    inner = getattr(feature, "feature", None)
+    return list(inner.names) if inner is not None and hasattr(inner, "names") else None
+
+
+def load_corpus(
+    spec: str,
+    languages: Sequence[str],
+    splits: Sequence[str] = SPLITS,
+    *,
+    file_format: str = "auto",
+    strict_tags: bool = False,
+    revision: str | None = None,
+    hub_loader: HubLoader | None = None,
+) -> Corpus:
+    """Read every requested split of every language into one ``Corpus``."""
+    corpus = Corpus()
+    for ref in locate(spec, languages, splits, revision):
+        if ref.path is not None:
+            report = ReadReport(str(ref.path))
+            sentences = list(read_sentences(ref.path, file_format, strict_tags, report))
+            corpus.reports.append(report)
+            log_repairs(report)
+        else:
+            sentences = read_hub_split(ref, hub_loader)
+        corpus.splits.setdefault(ref.language, {})[ref.split] = sentences
+        corpus.sources.setdefault(ref.language, {})[ref.split] = ref.describe()
+    return corpus
+
+
+def log_repairs(report: ReadReport) -> None:
+    if report.repaired_tags:
+        log.warning(
+            "%s:%s: repaired %d orphan I- tag(s) to B- (IOB1 or annotation slips); "
+            "use --strict-tags to refuse",
+            report.path,
+            report.first_repair_line,
+            report.repaired_tags,
+        )
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """How many training sentences to take per language, and how that was decided."""
+
+    counts: dict[str, int]
+    method: str
+
+
+def plan_sample(
+    available: Mapping[str, int],
+    max_samples: int | None,
+    fractions: Mapping[str, float] | None,
+    temperature: float | None,
+) -> SamplePlan:
+    """Per-language training sizes from the recipe's ``max_train_samples``/``fractions``/temperature."""
+    if fractions:
+        return SamplePlan(fraction_counts(available, fractions, None), "fractions")
+    if temperature is not None:
+        total = (
+            min(max_samples * len(available), sum(available.values()))
+            if max_samples
+            else sum(available.values())
+        )
+        return SamplePlan(temperature_counts(available, temperature, total), f"temperature T={temperature}")
+    cap = max_samples or max(available.values(), default=0)
+    return SamplePlan({lang: min(n, cap) for lang, n in available.items()}, "max_train_samples")
+
+
+def sample_sentences(
+    sentences: Sequence[Sentence], n: int, seed: int, key: str
+) -> tuple[list[Sentence], list[int]]:
+    """A seeded subset and the indices chosen (kept in ``data_manifest.json``)."""
+    indices = choose_indices(len(sentences), n, seed, key)
+    return [sentences[i] for i in indices], indices

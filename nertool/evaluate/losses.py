@@ -1,0 +1,187 @@
+"""Per-subword loss on labelled sentences: the raw material of error analysis.
+
+A single F1 says how often the model is wrong, not where. Following the error analysis of
+*Natural Language Processing with Transformers* (ch. 4), every labelled subword gets its own
+cross-entropy loss; grouping those losses by token, by gold label and by sentence shows which
+words, labels and sentences the model finds hardest (and where the gold labels may be wrong).
+
+Features are built exactly as for training (``align.build_features`` with label ids), so the
+loss of a subword is the one the model was trained to lower; positions without a label
+(specials, continuation subwords under ``first`` labelling, context words of a window) get
+NaN and are shown but never aggregated. A sentence longer than the model allows spans several
+windows; each subword is kept once, from the window whose core owns its word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import tomllib
+import torch
+
+from nertool.model.align import (
+    IGNORE_INDEX,
+    SPECIAL,
+    Feature,
+    LabelStrategy,
+    build_features,
+    merge_word_values,
+    word_pieces,
+)
+from nertool.model.batching import collate, token_budget_batches
+from nertool.evaluate.error_analysis import LossRecord
+from nertool.data.readers import Sentence
+from nertool.model.inference import model_max_length
+from nertool.labels import OUTSIDE, LabelMap
+
+IGNORED = "IGN"  # gold label shown for subwords that carry no label (the book's placeholder)
+
+# (input ids, per-position loss, per-position predicted label id) of one feature
+_FeatureOutput = tuple[list[int], list[float], list[int]]
+
+
+def label_strategy_of(model_dir: str | Path) -> LabelStrategy:
+    """The ``model.label_strategy`` a run was trained with (``first`` for a bare model folder).
+
+    Losses must be computed on the labels the model was trained on: under ``all`` labelling
+    continuation subwords carry ``I-`` labels and are scored too.
+    """
+    path = Path(model_dir)
+    for candidate in (path / "config.toml", path.parent / "config.toml"):
+        if candidate.is_file():
+            try:
+                recipe = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+                return "first"
+            return "all" if recipe.get("model", {}).get("label_strategy") == "all" else "first"
+    return "first"
+
+
+def labelled_features(
+    tokenizer: Any,
+    label_map: LabelMap,
+    sentences: Sequence[Sentence],
+    max_length: int,
+    strategy: LabelStrategy,
+) -> list[list[Feature]]:
+    """Training-style features (with subword label ids) of each sentence."""
+    pieces = word_pieces(tokenizer, [s.tokens for s in sentences])
+    return [
+        build_features(
+            index,
+            word_list,
+            max_length,
+            tokenizer.bos_token_id,
+            tokenizer.eos_token_id,
+            label_map.encode(sentence.tags),
+            strategy,
+            label_map.inside_of,
+        )
+        for index, (sentence, word_list) in enumerate(zip(sentences, pieces, strict=True))
+    ]
+
+
+def _batch_losses(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, predicted id) per position, loss NaN where the label is ``IGNORE_INDEX``."""
+    device = next(model.parameters()).device
+    logits = model(
+        input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+    ).logits.float()  # (batch, seq, num_labels)
+    labels = batch["labels"].to(device)  # (batch, seq)
+    losses = torch.nn.functional.cross_entropy(
+        logits.transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none"
+    )  # (batch, seq); 0.0 at ignored positions
+    losses = losses.masked_fill(labels == IGNORE_INDEX, float("nan"))
+    return losses.cpu(), logits.argmax(dim=-1).cpu()
+
+
+def feature_losses(
+    model: Any, features: Sequence[Feature], pad_id: int, max_tokens: int = 8192, max_batch: int = 256
+) -> list[_FeatureOutput]:
+    """Loss and predicted id of every position of every feature, in length-sorted batches."""
+    outputs: list[_FeatureOutput] = [([], [], [])] * len(features)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for indices in token_budget_batches([len(f) for f in features], max_tokens, max_batch):
+            losses, predicted = _batch_losses(model, collate([features[i] for i in indices], pad_id))
+            for row, index in enumerate(indices):
+                length = len(features[index])
+                outputs[index] = (
+                    list(features[index].input_ids),
+                    losses[row, :length].tolist(),
+                    predicted[row, :length].tolist(),
+                )
+    model.train(was_training)
+    return outputs
+
+
+def _kept_positions(feature: Feature, first: bool, last: bool) -> Iterator[int]:
+    """Core positions of a window, plus ``<s>`` of the first window and ``</s>`` of the last."""
+    for position, word in enumerate(feature.word_ids):
+        if word == SPECIAL:
+            if (position == 0 and first) or (position == len(feature) - 1 and last):
+                yield position
+        elif feature.core_start <= word < feature.core_end:
+            yield position
+
+
+def sentence_record(
+    sentence: Sentence,
+    index: int,
+    features: Sequence[Feature],
+    outputs: Sequence[_FeatureOutput],
+    tokenizer: Any,
+    label_map: LabelMap,
+) -> LossRecord:
+    """One ``LossRecord``: subword rows from every window, word tags read at first subwords."""
+    ids: list[int] = []
+    losses: list[float] = []
+    gold: list[str] = []
+    pred: list[str] = []
+    for number, (feature, (input_ids, loss, predicted)) in enumerate(zip(features, outputs, strict=True)):
+        labels = feature.labels or (IGNORE_INDEX,) * len(feature)
+        for position in _kept_positions(feature, number == 0, number == len(features) - 1):
+            ids.append(input_ids[position])
+            losses.append(loss[position])
+            gold.append(IGNORED if labels[position] == IGNORE_INDEX else label_map.names[labels[position]])
+            pred.append(label_map.names[predicted[position]])
+    word_ids = merge_word_values(len(sentence.tokens), features, [output[2] for output in outputs])
+    return LossRecord(
+        tokens=tuple(tokenizer.convert_ids_to_tokens(ids)),
+        losses=tuple(losses),
+        gold_labels=tuple(gold),
+        pred_labels=tuple(pred),
+        word_gold=tuple(sentence.tags),
+        word_pred=tuple(OUTSIDE if i is None else label_map.names[i] for i in word_ids),
+        words=tuple(sentence.tokens),
+        index=index,
+    )
+
+
+def subword_losses(
+    model: Any,
+    tokenizer: Any,
+    label_map: LabelMap,
+    sentences: Sequence[Sentence],
+    strategy: LabelStrategy = "first",
+    max_tokens: int = 8192,
+    max_batch: int = 256,
+) -> list[LossRecord]:
+    """A ``LossRecord`` per sentence, in input order: subword tokens, losses, gold and predicted labels.
+
+    ``word_pred`` is the word-level prediction read exactly as ``inference`` reads it (first
+    subword in the word's core window, ``O`` for a word without subwords).
+    """
+    label_map.check_covers((tag for s in sentences for tag in s.tags), "the evaluation data")
+    max_length = model_max_length(model, tokenizer)
+    grouped = labelled_features(tokenizer, label_map, sentences, max_length, strategy)
+    flat = [feature for features in grouped for feature in features]
+    outputs = iter(feature_losses(model, flat, tokenizer.pad_token_id, max_tokens, max_batch))
+    records = []
+    for index, (sentence, features) in enumerate(zip(sentences, grouped, strict=True)):
+        chunk = [next(outputs) for _ in features]
+        records.append(sentence_record(sentence, index, features, chunk, tokenizer, label_map))
+    return records

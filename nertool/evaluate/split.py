@@ -1,0 +1,80 @@
+"""Evaluation: word-level predictions of a model on labelled sentences, scored with seqeval.
+
+Predictions come from ``inference.predict_sentences`` (the same path ``predict`` uses), so a
+sentence gets the same tags whether it is evaluated or tagged. Scores are computed by
+``analysis.score_block``: seqeval default (conlleval) mode for the headline ``f1``, strict IOB2
+beside it. A gold label the model does not know is an error, never a silent ``O``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nertool.evaluate.scores import score_block
+from nertool.data.readers import Sentence
+from nertool.model.inference import WordPrediction, predict_sentences, tags_of
+from nertool.labels import LabelMap
+
+
+@dataclass(frozen=True)
+class SplitEvaluation:
+    """Gold and predicted word tags of one language split, and their scores."""
+
+    language: str
+    split: str
+    sentences: tuple[Sentence, ...]
+    predicted: tuple[tuple[str, ...], ...]
+    scores: dict[str, Any]
+    word_scores: tuple[tuple[float | None, ...], ...] = ()
+
+    @property
+    def gold(self) -> list[list[str]]:
+        return [list(s.tags) for s in self.sentences]
+
+
+def evaluate_split(
+    model: Any,
+    tokenizer: Any,
+    label_map: LabelMap,
+    sentences: Sequence[Sentence],
+    language: str,
+    split: str,
+    accelerator: Any = None,
+    where: str = "",
+) -> SplitEvaluation:
+    """Predict and score one split; ``where`` names the data in label errors."""
+    label_map.check_covers((tag for s in sentences for tag in s.tags), where or f"{language}/{split}")
+    predictions = predict_sentences(model, tokenizer, [s.tokens for s in sentences], accelerator)
+    predicted = tuple(tuple(tags_of(p, label_map.names)) for p in predictions)
+    scores = score_block([s.tags for s in sentences], predicted)
+    return SplitEvaluation(language, split, tuple(sentences), predicted, scores, _scores(predictions))
+
+
+def _scores(predictions: Sequence[WordPrediction]) -> tuple[tuple[float | None, ...], ...]:
+    return tuple(p.scores for p in predictions)
+
+
+def predictions_conll(evaluation: SplitEvaluation) -> str:
+    """``token<TAB>gold<TAB>pred`` lines, a blank line between sentences."""
+    blocks = []
+    for sentence, predicted in zip(evaluation.sentences, evaluation.predicted, strict=True):
+        lines = [f"{t}\t{g}\t{p}" for t, g, p in zip(sentence.tokens, sentence.tags, predicted, strict=True)]
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
+
+
+def metrics_document(
+    evaluations: Sequence[SplitEvaluation], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``metrics.json`` shape: ``{"languages": {lang: {split: scores}}, ...}``."""
+    languages: dict[str, dict[str, Any]] = {}
+    for evaluation in evaluations:
+        languages.setdefault(evaluation.language, {})[evaluation.split] = evaluation.scores
+    return {"languages": languages, **(extra or {})}
+
+
+def mean_f1(evaluations: Sequence[SplitEvaluation]) -> float:
+    """Unweighted mean of headline F1 over splits (each language counts once)."""
+    return sum(e.scores["f1"] for e in evaluations) / len(evaluations) if evaluations else 0.0

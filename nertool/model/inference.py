@@ -1,0 +1,127 @@
+"""Word-level inference: the one code path that evaluation, dev scoring and ``predict`` share.
+
+words → subword windows (``align``) → token-budgeted, length-sorted batches → model → one
+label id and probability per word (``align.merge_word_values``), in input order. Under
+several processes each process takes every N-th sentence and results are gathered by
+sentence index, so N processes report exactly the predictions of one — nothing dropped or
+duplicated by an uneven last batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from nertool.model.align import Feature, build_features, merge_word_values, word_pieces
+from nertool.model.batching import collate, token_budget_batches
+
+
+@dataclass(frozen=True)
+class WordPrediction:
+    """Per word of one sentence: predicted label id and its probability (None: no subword)."""
+
+    label_ids: tuple[int | None, ...]
+    scores: tuple[float | None, ...]
+
+
+def sentence_features(
+    tokenizer: Any, sentences: Sequence[Sequence[str]], max_length: int
+) -> list[list[Feature]]:
+    """Features (windows) of each sentence, with no labels."""
+    pieces = word_pieces(tokenizer, sentences)
+    return [
+        build_features(index, word_list, max_length, tokenizer.bos_token_id, tokenizer.eos_token_id)
+        for index, word_list in enumerate(pieces)
+    ]
+
+
+def model_max_length(model: Any, tokenizer: Any, cap: int = 512) -> int:
+    """Longest input the model accepts (XLM-R keeps 2 of its positions for padding offset)."""
+    positions = getattr(model.config, "max_position_embeddings", cap + 2) - 2
+    declared = getattr(tokenizer, "model_max_length", cap) or cap
+    return max(8, min(cap, positions, declared))
+
+
+def _run_batches(
+    model: Any, features: Sequence[Feature], pad_id: int, max_tokens: int, max_batch: int
+) -> list[tuple[list[int], list[float]]]:
+    """(argmax ids, max probabilities) per feature, computed in length-sorted batches."""
+    device = next(model.parameters()).device
+    outputs: list[tuple[list[int], list[float]]] = [([], [])] * len(features)
+    batches = token_budget_batches([len(f) for f in features], max_tokens, max_batch)
+    for batch_indices in batches:
+        batch = collate([features[i] for i in batch_indices], pad_id)
+        logits = model(
+            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+        ).logits
+        probs, ids = torch.softmax(logits.float(), dim=-1).max(dim=-1)  # (batch, seq) each
+        id_rows, prob_rows = ids.tolist(), probs.tolist()  # one conversion per batch, not two per row
+        for row, index in enumerate(batch_indices):
+            length = len(features[index])
+            outputs[index] = (id_rows[row][:length], prob_rows[row][:length])
+    return outputs
+
+
+def predict_features(
+    model: Any,
+    grouped: Sequence[Sequence[Feature]],
+    n_words: Sequence[int],
+    pad_id: int,
+    max_tokens: int = 8192,
+    max_batch: int = 256,
+) -> list[WordPrediction]:
+    """Word predictions for sentences given as their features (one list per sentence)."""
+    flat = [feature for features in grouped for feature in features]
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        outputs = _run_batches(model, flat, pad_id, max_tokens, max_batch)
+    model.train(was_training)
+    return list(_merge(grouped, n_words, iter(outputs)))
+
+
+def _merge(
+    grouped: Sequence[Sequence[Feature]],
+    n_words: Sequence[int],
+    outputs: Iterator[tuple[list[int], list[float]]],
+) -> Iterator[WordPrediction]:
+    for features, count in zip(grouped, n_words, strict=True):
+        # (label id, probability) per position, so each word's pair is read once, at its first piece
+        paired = [list(zip(*next(outputs), strict=True)) for _ in features]
+        merged = merge_word_values(count, features, paired)
+        ids = [None if pair is None else pair[0] for pair in merged]
+        scores = [None if pair is None else pair[1] for pair in merged]
+        yield WordPrediction(tuple(ids), tuple(scores))
+
+
+def predict_sentences(
+    model: Any,
+    tokenizer: Any,
+    sentences: Sequence[Sequence[str]],
+    accelerator: Any = None,
+    max_tokens: int = 8192,
+    max_batch: int = 256,
+) -> list[WordPrediction]:
+    """Word predictions for every sentence, sharded over processes when ``accelerator`` has several."""
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+    mine = list(range(rank, len(sentences), world))
+    max_length = model_max_length(model, tokenizer)
+    grouped = sentence_features(tokenizer, [sentences[i] for i in mine], max_length)
+    local = predict_features(
+        model, grouped, [len(sentences[i]) for i in mine], tokenizer.pad_token_id, max_tokens, max_batch
+    )
+    if world == 1:
+        return local
+    from accelerate.utils import gather_object
+
+    pairs = gather_object(list(zip(mine, local, strict=True)))
+    ordered = dict(pairs)
+    return [ordered[i] for i in range(len(sentences))]
+
+
+def tags_of(prediction: WordPrediction, names: Sequence[str], fallback: str = "O") -> list[str]:
+    """Tag names per word; a word with no subword gets ``fallback`` (deliberately ``O``)."""
+    return [fallback if i is None else names[i] for i in prediction.label_ids]

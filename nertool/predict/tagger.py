@@ -1,0 +1,134 @@
+"""Tagging text with a trained run: ``Tagger`` (Python API) and the streaming ``predict`` job.
+
+text → words with character offsets (``textsplit``) → the shared word-level inference path
+(``inference``: windows, length-sorted token-budgeted batches) → word tags → entity spans
+whose ``text[start:end]`` is taken from the original string. Inputs are read and written in
+chunks, so memory stays flat on files of any size, and every input unit gets exactly one
+output record, in input order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nertool.files import refuse_inputs_as_output
+from nertool.model.inference import model_max_length, predict_features, sentence_features, tags_of
+from nertool.labels import LabelMap
+from nertool.model.build import load_trained
+from nertool.predict.readers import Entity, TaggedUnit, Unit, iter_units, tag_unit, unit_from_text
+from nertool.predict.writers import open_writer
+
+CHUNK_UNITS = 2048
+
+
+def pick_device(device: str | None) -> torch.device:
+    """``--device`` if given, else the GPU when there is one."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def quantize(model: Any) -> Any:
+    """Dynamic int8 Linear layers: about 2× faster CPU inference for a small F1 cost."""
+    import warnings
+
+    with warnings.catch_warnings():  # torch announces a future move of quantized tensors
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+@dataclass
+class Tagger:
+    """A loaded model ready to tag words or raw text."""
+
+    model: Any
+    tokenizer: Any
+    labels: LabelMap
+    max_tokens: int = 8192
+    max_batch: int = 256
+
+    @classmethod
+    def load(
+        cls,
+        run_dir: str | Path,
+        device: str | None = None,
+        quantized: bool = False,
+        max_tokens: int = 8192,
+        max_batch: int = 256,
+    ) -> Tagger:
+        model, tokenizer, labels = load_trained(run_dir)
+        target = pick_device(device)
+        model.to(target)
+        if quantized and target.type == "cpu":
+            model = quantize(model)
+        elif target.type == "cuda" and torch.cuda.is_bf16_supported():
+            model.to(torch.bfloat16)
+        model.eval()
+        return cls(model, tokenizer, labels, max_tokens, max_batch)
+
+    def tag_units(self, units: Sequence[Unit]) -> list[TaggedUnit]:
+        """Tag a batch of units (already split into words); same order out as in."""
+        words = [u.words for u in units]
+        grouped = sentence_features(self.tokenizer, words, model_max_length(self.model, self.tokenizer))
+        predictions = predict_features(
+            self.model,
+            grouped,
+            [len(w) for w in words],
+            self.tokenizer.pad_token_id,
+            self.max_tokens,
+            self.max_batch,
+        )
+        return [
+            tag_unit(unit, tags_of(p, self.labels.names), [s if s is not None else 0.0 for s in p.scores])
+            for unit, p in zip(units, predictions, strict=True)
+        ]
+
+    def tag(self, texts: Iterable[str]) -> list[tuple[Entity, ...]]:
+        """Entities of each text, with character offsets into that text."""
+        units = [unit_from_text(text, "api", index + 1) for index, text in enumerate(texts)]
+        return [tagged.entities for tagged in self.tag_units(units)]
+
+
+def chunks(units: Iterator[Unit], size: int) -> Iterator[list[Unit]]:
+    while chunk := list(itertools.islice(units, size)):
+        yield chunk
+
+
+@dataclass(frozen=True)
+class PredictSummary:
+    units: int
+    entities: int
+    output: str
+
+
+def predict_files(
+    tagger: Tagger,
+    inputs: Sequence[str],
+    output: str | None,
+    *,
+    input_format: str = "auto",
+    output_format: str = "jsonl",
+    text_mode: str = "line",
+    encoding: str = "utf-8",
+    on_chunk: Callable[[int], None] | None = None,
+) -> PredictSummary:
+    """Tag every unit of ``inputs`` and write them to ``output`` (stdout when None or ``-``).
+
+    An output that is an input, or lies in an input folder, is refused: it would replace the
+    input, or be read back and tagged again on the next run.
+    """
+    refuse_inputs_as_output(inputs, output)
+    units = iter_units(inputs, input_format, text_mode, encoding)  # type: ignore[arg-type]
+    with open_writer(output, output_format) as writer:  # type: ignore[arg-type]
+        for chunk in chunks(units, CHUNK_UNITS):
+            for tagged in tagger.tag_units(chunk):
+                writer.write(tagged)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+    return PredictSummary(writer.units_written, writer.entities_written, output or "-")

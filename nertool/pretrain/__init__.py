@@ -1,0 +1,1 @@
+"""Pre-training: masked-LM text sources and language mix (``text``), masking and packing (``masking``)."""

@@ -1,0 +1,1 @@
+"""Training: the Accelerate loop with checkpoints, resume, signals and its reporters (``loop``)."""

@@ -1,0 +1,1 @@
+"""Cross-lingual transfer: the source × target table, the sample-size curve, the plan of runs, plots."""

@@ -1,0 +1,444 @@
+"""Cross-lingual transfer tables and sample-size curves: records and renderers, no training.
+
+A transfer experiment fine-tunes one model per *setting* (a set of training languages) and scores it
+on every evaluation language. The result is the book's table: rows are training settings, columns are
+test languages. The ``"each"`` keyword asks for one model per evaluation language trained on that
+language alone; those models share ONE row, ``each``, whose cell for language L is the in-language
+score of the model trained on L. That row is the reference for the *transfer gap* of every other row.
+
+Setting names, which are also the keys of the score mappings the workflow passes in:
+
+* a list of languages ``["de", "fr"]`` → ``"de+fr"`` (order as written);
+* ``"each"`` → ``"each:de"``, ``"each:fr"``, ... (one per evaluation language; row ``each``);
+* ``"all"`` → ``"all"`` (every evaluation language together).
+
+Model selection (which checkpoint's test score goes in a cell) is recorded with the table:
+``source_dev`` (default; the XTREME protocol: best dev score on the *training* languages — the only
+choice available in a real zero-shot setting), ``target_dev`` (an oracle that peeks at the target
+language's dev set, an upper bound), ``last`` (the final checkpoint). ``build_table`` takes one
+strategy's scores; ``to_json`` can embed the others side by side.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nertool.errors import ConfigError, NertoolError
+
+__all__ = [
+    "ALL",
+    "EACH",
+    "SELECTION_STRATEGIES",
+    "Setting",
+    "TableRow",
+    "TransferTable",
+    "build_table",
+    "crossover",
+    "curve_json",
+    "each_name",
+    "expand_sources",
+    "group_trainings",
+    "plot_table",
+    "to_csv",
+    "to_json",
+    "to_markdown",
+]
+
+EACH = "each"
+ALL = "all"
+MISSING = "–"
+SELECTION_STRATEGIES: dict[str, str] = {
+    "source_dev": "checkpoint with the best dev F1 on the training languages (XTREME protocol)",
+    "target_dev": "checkpoint with the best dev F1 on the test language (oracle upper bound)",
+    "last": "final checkpoint",
+}
+
+Scores = Mapping[str, Mapping[str, float | None]]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One model to train: a named set of training languages."""
+
+    name: str
+    train_languages: tuple[str, ...]
+
+    @property
+    def row(self) -> str:
+        """The table row this setting's scores land in (``each:*`` settings share the row ``each``)."""
+        return EACH if self.name.startswith(EACH + ":") else self.name
+
+
+def each_name(lang: str) -> str:
+    """Setting name of the in-language model for ``lang`` (a member of the ``each`` row)."""
+    return f"{EACH}:{lang}"
+
+
+def expand_sources(sources: Sequence[Sequence[str] | str], eval_languages: Sequence[str]) -> list[Setting]:
+    """Turn ``[transfer] sources`` into the settings to train, in recipe order.
+
+    Strings are keywords only (``"each"``, ``"all"``); a language set is always a list, so a typo in a
+    keyword cannot silently become a language. Two entries that give the same name are an error.
+    """
+    langs = _check_languages(eval_languages, "eval_languages")
+    settings: list[Setting] = []
+    for entry in sources:
+        settings.extend(_expand_one(entry, langs))
+    names = [s.name for s in settings]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"transfer.sources lists {', '.join(twice)} more than once: remove the duplicates")
+    return settings
+
+
+def group_trainings(settings: Sequence[Setting]) -> dict[tuple[str, ...], list[str]]:
+    """Settings that need the same model (same language set, any order), so it is trained once.
+
+    ``["de"]`` and ``"each"`` both contain a German-only model; the key is the sorted language tuple.
+    """
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for setting in settings:
+        groups.setdefault(tuple(sorted(setting.train_languages)), []).append(setting.name)
+    return groups
+
+
+def _expand_one(entry: Sequence[str] | str, eval_languages: tuple[str, ...]) -> list[Setting]:
+    """One recipe entry → one setting, or one per evaluation language for ``each``."""
+    if isinstance(entry, str):
+        if entry == EACH:
+            return [Setting(each_name(lang), (lang,)) for lang in eval_languages]
+        if entry == ALL:
+            return [Setting(ALL, eval_languages)]
+        raise ConfigError(
+            f'transfer.sources: unknown keyword "{entry}": use "each", "all", or a list of '
+            f'languages such as ["{entry}"]'
+        )
+    langs = _check_languages(entry, "a transfer.sources entry")
+    return [Setting("+".join(langs), langs)]
+
+
+def _check_languages(langs: Sequence[str] | str, what: str) -> tuple[str, ...]:
+    """A non-empty list of distinct language codes that cannot be confused with setting names."""
+    if isinstance(langs, str) or not langs:
+        raise ConfigError(f'{what} must be a non-empty list of language codes, such as ["de", "fr"]')
+    for lang in langs:
+        if not isinstance(lang, str) or not lang or any(c in lang for c in "+: ") or lang in (EACH, ALL):
+            raise ConfigError(f'{what}: {lang!r} is not a language code: write codes such as "de"')
+    if len(set(langs)) != len(langs):
+        raise ConfigError(f"{what} repeats a language ({', '.join(langs)}): list each language once")
+    return tuple(langs)
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One row of the table; every tuple is aligned with ``TransferTable.eval_languages``.
+
+    ``train_languages`` is empty for the ``each`` row, whose cell L was trained on L alone.
+    ``gaps[i]`` is the in-language (``each``) score of column i minus this row's score: positive means
+    this setting falls short of training on the target language itself.
+    """
+
+    name: str
+    train_languages: tuple[str, ...]
+    scores: tuple[float | None, ...]
+    mean: float | None
+    zero_shot_mean: float | None
+    gaps: tuple[float | None, ...]
+
+    @property
+    def in_language(self) -> bool:
+        """Whether this is the ``each`` row."""
+        return self.name == EACH
+
+    def trained_on(self, lang: str) -> bool:
+        """Whether the model behind this row's ``lang`` cell saw ``lang`` in training."""
+        return lang in self.train_languages or self.in_language
+
+
+@dataclass(frozen=True)
+class TransferTable:
+    """Training settings × test languages, under one model-selection strategy."""
+
+    eval_languages: tuple[str, ...]
+    rows: tuple[TableRow, ...]
+    selection: str = "source_dev"
+
+    @property
+    def has_gaps(self) -> bool:
+        """Gaps exist only when the ``each`` row was run."""
+        return any(row.in_language for row in self.rows)
+
+    def row(self, name: str) -> TableRow:
+        """The row called ``name`` (``"each"``, ``"de"``, ``"de+fr"``, ``"all"``)."""
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise NertoolError(
+            f'transfer table has no row "{name}"; rows: {", ".join(r.name for r in self.rows)}'
+        )
+
+
+def build_table(
+    scores: Scores,
+    settings: Sequence[Setting],
+    eval_languages: Sequence[str],
+    selection: str = "source_dev",
+) -> TransferTable:
+    """Assemble the book-style table from ``scores[setting name][eval language]``.
+
+    A setting absent from ``scores``, or a language absent from its mapping, is a missing cell
+    (``None``): it renders as "–" and is left out of means, so a partly failed experiment still
+    reports what it has. Score keys that name no setting or no evaluation language are errors.
+    """
+    langs = _check_languages(eval_languages, "eval_languages")
+    _check_selection(selection)
+    _check_scores(scores, settings, langs)
+    in_language = _in_language_scores(scores, settings, langs)
+    rows: list[TableRow] = []
+    for name, members in _rows_in_order(settings).items():
+        cells = _row_cells(scores, members, langs)
+        train = () if name == EACH else members[0].train_languages
+        rows.append(_make_row(name, train, cells, langs, in_language))
+    return TransferTable(langs, tuple(rows), selection)
+
+
+def _rows_in_order(settings: Sequence[Setting]) -> dict[str, list[Setting]]:
+    """Row name → its settings, rows in order of first appearance."""
+    rows: dict[str, list[Setting]] = {}
+    for setting in settings:
+        rows.setdefault(setting.row, []).append(setting)
+    return rows
+
+
+def _row_cells(scores: Scores, members: list[Setting], langs: tuple[str, ...]) -> tuple[float | None, ...]:
+    """A normal row reads its one setting; the ``each`` row reads cell L from setting ``each:L``."""
+    if members[0].row == EACH:
+        return tuple(scores.get(each_name(lang), {}).get(lang) for lang in langs)
+    row_scores = scores.get(members[0].name, {})
+    return tuple(row_scores.get(lang) for lang in langs)
+
+
+def _in_language_scores(
+    scores: Scores, settings: Sequence[Setting], langs: tuple[str, ...]
+) -> tuple[float | None, ...] | None:
+    """The ``each`` row's cells, or ``None`` when ``each`` was not part of the experiment."""
+    each = [s for s in settings if s.row == EACH]
+    return _row_cells(scores, each, langs) if each else None
+
+
+def _make_row(
+    name: str,
+    train: tuple[str, ...],
+    cells: tuple[float | None, ...],
+    langs: tuple[str, ...],
+    in_language: tuple[float | None, ...] | None,
+) -> TableRow:
+    """Means, zero-shot mean (targets the row did not train on) and gaps for one row."""
+    zero_shot = [c for lang, c in zip(langs, cells, strict=True) if lang not in train and name != EACH]
+    if in_language is None:
+        gaps: tuple[float | None, ...] = (None,) * len(langs)
+    else:
+        gaps = tuple(_difference(ref, c) for ref, c in zip(in_language, cells, strict=True))
+    return TableRow(name, train, cells, _mean(cells), _mean(zero_shot), gaps)
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    """Mean of the present values; ``None`` when there are none."""
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def _difference(reference: float | None, value: float | None) -> float | None:
+    return None if reference is None or value is None else reference - value
+
+
+def _check_selection(selection: str) -> None:
+    if selection not in SELECTION_STRATEGIES:
+        raise ConfigError(
+            f'unknown model-selection strategy "{selection}": use one of {", ".join(SELECTION_STRATEGIES)}'
+        )
+
+
+def _check_scores(scores: Scores, settings: Sequence[Setting], langs: tuple[str, ...]) -> None:
+    """Every score must belong to a known setting and language and be a finite number or ``None``."""
+    names = {s.name for s in settings}
+    for name, row in scores.items():
+        if name not in names:
+            raise NertoolError(
+                f'scores given for "{name}", which is not a transfer setting ({", ".join(names)})'
+            )
+        for lang, value in row.items():
+            if lang not in langs:
+                raise NertoolError(
+                    f'scores for "{name}" include "{lang}", which is not an evaluation language'
+                )
+            if value is not None and not math.isfinite(value):
+                raise NertoolError(f'score of "{name}" on "{lang}" is {value}: expected a finite number')
+
+
+# ---------------------------------------------------------------- renderers
+
+
+def _fmt(value: float | None, digits: int, signed: bool = False) -> str:
+    if value is None:
+        return MISSING
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in body]
+
+
+def to_markdown(table: TransferTable, digits: int = 3) -> str:
+    """Scores table (plus a gap table when ``each`` was run) as GitHub Markdown."""
+    langs = list(table.eval_languages)
+    header = ["train \\ test", *langs, "mean", "zero-shot mean"]
+    body = [
+        [
+            row.name,
+            *(_fmt(v, digits) for v in row.scores),
+            _fmt(row.mean, digits),
+            _fmt(row.zero_shot_mean, digits),
+        ]
+        for row in table.rows
+    ]
+    lines = [
+        f"Test F1; checkpoints chosen by {table.selection} ({SELECTION_STRATEGIES[table.selection]}).",
+        "",
+    ]
+    lines += _md_table(header, body)
+    if table.has_gaps:
+        gap_body = [[row.name, *(_fmt(g, digits, signed=True) for g in row.gaps)] for row in table.rows]
+        lines += ["", "Transfer gap: in-language (each) F1 minus the row's F1.", ""]
+        lines += _md_table(["train \\ test", *langs], gap_body)
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: TransferTable) -> str:
+    """One line per row, 10 significant digits; a missing value is an empty field (read as NaN by pandas)."""
+    langs = list(table.eval_languages)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        ["setting", *langs, "mean", "zero_shot_mean", *(f"gap_{lang}" for lang in langs), "selection"]
+    )
+    for row in table.rows:
+        values = [*row.scores, row.mean, row.zero_shot_mean, *row.gaps]
+        writer.writerow([row.name, *("" if v is None else f"{v:.10g}" for v in values), table.selection])
+    return out.getvalue()
+
+
+def _row_json(row: TableRow, langs: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "in_language": row.in_language,
+        "train_languages": list(langs if row.in_language else row.train_languages),
+        "scores": dict(zip(langs, row.scores, strict=True)),
+        "mean": row.mean,
+        "zero_shot_mean": row.zero_shot_mean,
+        "gap": dict(zip(langs, row.gaps, strict=True)),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Nested mappings → dicts so that ``json.dumps`` accepts them."""
+    return {str(k): _plain(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+
+
+def to_json(
+    table: TransferTable,
+    per_type: Mapping[str, Any] | None = None,
+    by_selection: Mapping[str, TransferTable] | None = None,
+) -> dict[str, Any]:
+    """A JSON-ready dict of the table.
+
+    ``per_type`` (setting name → language → entity type → scores) is embedded as given.
+    ``by_selection`` (strategy → table built from that strategy's scores) puts the tables of the other
+    strategies beside this one, to show how much the choice of checkpoint matters.
+    """
+    langs = table.eval_languages
+    result: dict[str, Any] = {
+        "selection": table.selection,
+        "selection_description": SELECTION_STRATEGIES[table.selection],
+        "eval_languages": list(langs),
+        "rows": [_row_json(row, langs) for row in table.rows],
+    }
+    if per_type is not None:
+        result["per_type"] = _plain(per_type)
+    if by_selection is not None:
+        result["by_selection"] = _by_selection_json(by_selection)
+    return result
+
+
+def _by_selection_json(tables: Mapping[str, TransferTable]) -> dict[str, Any]:
+    """Strategy → rows; each key must be a known strategy and match the table it labels."""
+    out: dict[str, Any] = {}
+    for name, other in tables.items():
+        _check_selection(name)
+        if other.selection != name:
+            raise NertoolError(f'table filed under "{name}" was built with selection "{other.selection}"')
+        out[name] = {"rows": [_row_json(row, other.eval_languages) for row in other.rows]}
+    return out
+
+
+def plot_table(table: TransferTable, path: str | Path) -> Path:
+    """Heatmap PNG of the scores (matplotlib is imported only when a plot is asked for)."""
+    from nertool.transfer.plots import plot_table as _plot
+
+    return _plot(table, path)
+
+
+# ---------------------------------------------------------------- sample-size curves
+
+
+def crossover(sizes: Sequence[int], f1s: Sequence[float], zero_shot: float) -> float | None:
+    """Training-set size at which the in-language curve first reaches the zero-shot F1.
+
+    Answers the book's question "how many target-language labels is zero-shot transfer worth?".
+    Between the two bracketing points the curve is taken as linear in log(n), matching the log-x plot.
+    Returns ``sizes[0]`` when the smallest size already reaches the zero-shot score (the true
+    crossover is at or below it), and ``None`` when no size reaches it.
+    """
+    _check_curve(sizes, f1s)
+    if f1s[0] >= zero_shot:
+        return float(sizes[0])
+    for i in range(1, len(sizes)):
+        if f1s[i] >= zero_shot:
+            t = (zero_shot - f1s[i - 1]) / (f1s[i] - f1s[i - 1])
+            lo, hi = math.log(sizes[i - 1]), math.log(sizes[i])
+            return math.exp(lo + t * (hi - lo))
+    return None
+
+
+def _check_curve(sizes: Sequence[int], f1s: Sequence[float]) -> None:
+    if not sizes or len(sizes) != len(f1s):
+        raise ConfigError(
+            f"a sample-size curve needs one F1 per size; got {len(sizes)} sizes and {len(f1s)} F1s"
+        )
+    if any(n <= 0 for n in sizes) or any(b <= a for a, b in itertools.pairwise(sizes)):
+        raise ConfigError(
+            f"transfer.sample_sizes must be positive and strictly increasing, got {list(sizes)}: sort them"
+        )
+
+
+def curve_json(
+    sizes: Sequence[int], f1s: Sequence[float], zero_shot: float, target_lang: str, source_name: str
+) -> dict[str, Any]:
+    """JSON-ready record of one sample-size curve against one zero-shot baseline."""
+    return {
+        "target_language": target_lang,
+        "source": source_name,
+        "zero_shot_f1": zero_shot,
+        "points": [{"train_sentences": n, "f1": f} for n, f in zip(sizes, f1s, strict=True)],
+        "crossover": crossover(sizes, f1s, zero_shot),
+        "crossover_rule": "first size reaching the zero-shot F1, linear in log(n) between points; "
+        "the smallest size if already reached there; null if never reached",
+    }

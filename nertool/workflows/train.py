@@ -1,0 +1,490 @@
+"""The user jobs: each a short sequence of stages, writing its outputs to one folder.
+
+config → data → align → train → evaluate. Functions here return typed results and write
+files; they never print (the CLI renders what they return) and never parse argv.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nertool.model.align import Feature, build_features, gc_paused, word_pieces
+from nertool.config import Recipe, dump_recipe
+from nertool.data.sources import Corpus, load_corpus, plan_sample, sample_sentences
+from nertool.evaluate.error_analysis import LossRecord
+from nertool.errors import DataError, LabelError
+from nertool.evaluate.split import SplitEvaluation, evaluate_split, mean_f1, metrics_document, predictions_conll
+from nertool.files import output_folder, replace_folder, safe_child, write_json, write_text
+from nertool.data.readers import Sentence
+from nertool.model.inference import model_max_length
+from nertool.labels import LabelMap
+from nertool.evaluate.losses import label_strategy_of, subword_losses
+from nertool.model.build import (
+    freeze_embeddings,
+    is_scratch,
+    load_tokenizer,
+    load_trained,
+    save_model,
+    scratch_classifier,
+    scratch_size,
+    token_classifier,
+    train_tokenizer,
+)
+from nertool.evaluate.report import (
+    ReportOptions,
+    comparison_document,
+    error_reports,
+    seed_summary,
+    split_name,
+    with_confidence_intervals,
+    write_errors,
+    write_report,
+)
+from nertool.train.loop import (
+    JsonlLogReporter,
+    Loop,
+    LoopSettings,
+    Reporter,
+    SilentReporter,
+    make_accelerator,
+    restore_checkpoint,
+)
+
+log = logging.getLogger("nertool")
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "resources" / "sample"
+
+
+def resolve_source(source: str) -> str:
+    """``sample`` names the corpus shipped in the package; anything else is a SPEC."""
+    return str(SAMPLE_DIR) if source == "sample" else source
+
+
+# ------------------------------------------------------------------ data for a training run
+
+
+@dataclass
+class TrainingData:
+    """Everything a run trains and scores on, and how it was chosen."""
+
+    train: dict[str, list[Sentence]]
+    dev: dict[str, list[Sentence]]
+    test: dict[str, list[Sentence]]
+    manifest: dict[str, Any]
+    label_map: LabelMap
+
+
+def load_training_data(recipe: Recipe) -> TrainingData:
+    """Read train/dev/test for the recipe's languages, sample the training sets, build labels."""
+    data = recipe.data
+    languages = list(dict.fromkeys([*data.train_languages, *recipe.eval_languages]))
+    corpus = load_corpus(
+        resolve_source(data.source),
+        languages,
+        file_format=data.format,
+        strict_tags=data.strict_tags,
+        revision=data.revision,
+    )
+    train, manifest = _sample_training(corpus, recipe)
+    dev = _eval_split(corpus, recipe.eval_languages, "validation", data.max_eval_samples)
+    test = _eval_split(corpus, recipe.eval_languages, "test", data.max_eval_samples)
+    label_map = LabelMap.from_tags(tag for sentences in train.values() for s in sentences for tag in s.tags)
+    _check_eval_labels(
+        label_map,
+        {**{f"{k}/validation": v for k, v in dev.items()}, **{f"{k}/test": v for k, v in test.items()}},
+        corpus,
+    )
+    return TrainingData(train, dev, test, manifest, label_map)
+
+
+def _sample_training(corpus: Corpus, recipe: Recipe) -> tuple[dict[str, list[Sentence]], dict[str, Any]]:
+    available = {}
+    for language in recipe.data.train_languages:
+        sentences = corpus.get(language, "train")
+        if not sentences:
+            raise DataError(f"no training split for language {language!r} in {recipe.data.source}")
+        available[language] = len(sentences)
+    plan = plan_sample(
+        available, recipe.data.max_train_samples, recipe.data.fractions, recipe.data.sampling_temperature
+    )
+    train, chosen = {}, {}
+    for language, count in plan.counts.items():
+        train[language], chosen[language] = sample_sentences(
+            corpus.get(language, "train") or [], count, recipe.seed, language
+        )
+    manifest = {
+        "source": recipe.data.source,
+        "revision": recipe.data.revision,
+        "sources": corpus.sources,
+        "sampling": plan.method,
+        "seed": recipe.seed,
+        "counts": plan.counts,
+        "train_indices": chosen,
+    }
+    return train, manifest
+
+
+def _eval_split(
+    corpus: Corpus, languages: Sequence[str], split: str, cap: int | None
+) -> dict[str, list[Sentence]]:
+    """The split per language where the source has it (PAN-X it has no test: skipped, logged)."""
+    found = {}
+    for language in languages:
+        sentences = corpus.get(language, split)
+        if sentences is None:
+            log.warning("%s has no %s split in this source; it is not scored on it", language, split)
+            continue
+        found[language] = sentences[:cap] if cap else sentences
+    return found
+
+
+def _check_eval_labels(label_map: LabelMap, splits: dict[str, list[Sentence]], corpus: Corpus) -> None:
+    for name, sentences in splits.items():
+        language, split = name.split("/")
+        where = corpus.sources.get(language, {}).get(split, name)
+        try:
+            label_map.check_covers((t for s in sentences for t in s.tags), where)
+        except LabelError as error:
+            raise LabelError(f"{error}; the training data has no such label") from None
+
+
+# ------------------------------------------------------------------ model and features
+
+
+def build_tokenizer(recipe: Recipe, train: dict[str, list[Sentence]]) -> Any:
+    """The run's tokenizer: a Unigram one trained on the training text, or the model's own."""
+    spec = recipe.model
+    if is_scratch(spec.name):
+        texts = (" ".join(s.tokens) for sentences in train.values() for s in sentences)
+        return train_tokenizer(texts, min(spec.vocab_size, scratch_size(spec.name).vocab))
+    return load_tokenizer(spec.name, spec.revision, spec.trust_remote_code)
+
+
+def build_model(
+    recipe: Recipe, label_map: LabelMap, train: dict[str, list[Sentence]], tokenizer: Any = None
+) -> tuple[Any, Any]:
+    """(model, tokenizer): a scratch model sized to the tokenizer, or a loaded one with a new head."""
+    spec = recipe.model
+    tokenizer = tokenizer if tokenizer is not None else build_tokenizer(recipe, train)
+    if is_scratch(spec.name):
+        model = scratch_classifier(scratch_size(spec.name), len(tokenizer), spec.max_length, label_map)
+    else:
+        model = token_classifier(spec.name, label_map, spec.revision, spec.trust_remote_code)
+    if spec.freeze_embeddings:
+        freeze_embeddings(model)
+    return model, tokenizer
+
+
+def run_tokenizer(recipe: Recipe, data: TrainingData, folder: Path, resume: bool, accelerator: Any) -> Any:
+    """One tokenizer for every process and for a resumed run: built once, saved, loaded by all.
+
+    Unigram training is not bit-for-bit repeatable, so a resumed scratch run (or a second
+    process) must read the vocabulary its checkpoint was trained with, not train a new one.
+    """
+    if not (resume and (folder / "tokenizer.json").is_file()) and accelerator.is_main_process:
+        build_tokenizer(recipe, data.train).save_pretrained(folder)
+    accelerator.wait_for_everyone()
+    return load_tokenizer(str(folder), trust_remote_code=recipe.model.trust_remote_code)
+
+
+def encode_training(
+    tokenizer: Any, sentences: Sequence[Sentence], label_map: LabelMap, max_length: int, strategy: str
+) -> list[Feature]:
+    """Labelled features (windows) of every training sentence."""
+    pieces = word_pieces(tokenizer, [s.tokens for s in sentences])
+    features: list[Feature] = []
+    with gc_paused():
+        for index, (sentence, word_list) in enumerate(zip(sentences, pieces, strict=True)):
+            features += build_features(
+                index,
+                word_list,
+                max_length,
+                tokenizer.bos_token_id,
+                tokenizer.eos_token_id,
+                label_map.encode(sentence.tags),
+                strategy,  # type: ignore[arg-type]
+                label_map.inside_of,
+            )
+    return features
+
+
+def loop_settings(recipe: Recipe, seed: int | None = None) -> LoopSettings:
+    t = recipe.train
+    return LoopSettings(
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+        warmup_ratio=t.warmup_ratio,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        max_grad_norm=t.max_grad_norm,
+        mixed_precision=t.mixed_precision,
+        group_by_length=t.group_by_length,
+        evals_per_epoch=t.evals_per_epoch,
+        log_every=t.log_every,
+        early_stopping_patience=t.early_stopping_patience,
+        max_nonfinite_steps=t.max_nonfinite_steps,
+        seed=recipe.seed if seed is None else seed,
+    )
+
+
+# ------------------------------------------------------------------ train
+
+
+@dataclass
+class RunResult:
+    """What a training run produced: its folder, metrics and dev history."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _dev_scorer(
+    data: TrainingData, tokenizer: Any, recipe: Recipe, accelerator: Any, track_test: bool = False
+) -> Any:
+    """The callback the loop calls after each epoch: dev F1 per language and the selection score.
+
+    With ``track_test`` each evaluation also records the test F1 of every language (unrounded), so a
+    transfer experiment can read the test score of any checkpoint (best on source dev, best on target
+    dev, last) from the eval history without keeping every checkpoint.
+    """
+    selection = recipe.data.train_languages if recipe.train.select_on == "source_dev" else list(data.dev)
+
+    def score(model: Any) -> tuple[float, dict[str, Any]]:
+        results = {
+            language: evaluate_split(
+                model, tokenizer, data.label_map, sentences, language, "validation", accelerator
+            )
+            for language, sentences in data.dev.items()
+        }
+        chosen = [results[lang] for lang in selection if lang in results] or list(results.values())
+        details = {lang: round(r.scores["f1"], 4) for lang, r in results.items()}
+        value = mean_f1(chosen) if recipe.train.select_on != "last" else float(len(details))
+        tracked = {"test_f1": _test_f1(model, data, tokenizer, accelerator)} if track_test else {}
+        return value, {"dev_f1": details, **tracked}
+
+    return score
+
+
+def _test_f1(model: Any, data: TrainingData, tokenizer: Any, accelerator: Any) -> dict[str, float]:
+    return {
+        lang: evaluate_split(model, tokenizer, data.label_map, split, lang, "test", accelerator).scores["f1"]
+        for lang, split in data.test.items()
+    }
+
+
+def _best_saver(tokenizer: Any, run_dir: Path, accelerator: Any) -> Any:
+    def save(model: Any) -> None:
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            tmp = run_dir / ".model.partial"
+            save_model(model, tokenizer, tmp)
+            replace_folder(tmp, run_dir / "model")
+
+    return save
+
+
+def train_run(
+    recipe: Recipe,
+    run_dir: Path,
+    resume: bool = False,
+    reporter: Reporter | None = None,
+    seed: int | None = None,
+    track_test: bool = False,
+) -> RunResult:
+    """Fine-tune on the recipe's data, keep the best dev model, score it, write the run folder."""
+    from accelerate.utils import set_seed
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = load_training_data(recipe)
+    settings = loop_settings(recipe, seed)
+    accelerator = make_accelerator(settings)
+    if resume:  # undo a swap cut short and check the checkpoint before its tokenizer is read
+        restore_checkpoint(run_dir / "checkpoint", accelerator)
+    tokenizer = run_tokenizer(recipe, data, run_dir / "checkpoint" / "tokenizer", resume, accelerator)
+    set_seed(settings.seed)  # the new head (or scratch model) starts seeded
+    model, tokenizer = build_model(recipe, data.label_map, data.train, tokenizer)
+    max_length = min(recipe.model.max_length, model_max_length(model, tokenizer))
+    train_sentences = [s for sentences in data.train.values() for s in sentences]
+    features = encode_training(
+        tokenizer, train_sentences, data.label_map, max_length, recipe.model.label_strategy
+    )
+    loop = Loop(model, features, settings, run_dir / "checkpoint", reporter=None, accelerator=accelerator)
+    main = accelerator.is_main_process
+    loop.reporter = JsonlLogReporter(run_dir / "train_log.jsonl", reporter or SilentReporter(), main)
+    loop.score = _dev_scorer(data, tokenizer, recipe, accelerator, track_test) if data.dev else None
+    loop.on_best = _best_saver(tokenizer, run_dir, accelerator)
+    if main:
+        write_text(run_dir / "config.toml", dump_recipe(recipe))
+        write_json(run_dir / "data_manifest.json", data.manifest)
+    loop.resume_or_restart(resume, run_dir / "train_log.jsonl")
+    state = loop.run()
+    metrics = final_metrics(run_dir, data, accelerator, state.best_step, recipe.model.trust_remote_code)
+    if main:
+        write_json(run_dir / "metrics.json", metrics)
+    return RunResult(run_dir, metrics, state.history)
+
+
+def final_metrics(
+    run_dir: Path, data: TrainingData, accelerator: Any, best_step: int, trust_remote_code: bool = False
+) -> dict[str, Any]:
+    """Score the kept model on validation and test of every evaluation language.
+
+    The model was saved from the recipe's model, so it may run that model's code only when
+    the recipe allowed it (``model.trust_remote_code``).
+    """
+    accelerator.wait_for_everyone()
+    model, tokenizer, label_map = load_trained(run_dir / "model", trust_remote_code)
+    model.to(accelerator.device)
+    evaluations = [
+        evaluate_split(model, tokenizer, label_map, sentences, language, split, accelerator)
+        for split, by_language in (("validation", data.dev), ("test", data.test))
+        for language, sentences in by_language.items()
+    ]
+    train_counts = {lang: len(s) for lang, s in data.train.items()}
+    return metrics_document(evaluations, {"best_step": best_step, "train_sentences": train_counts})
+
+
+# ------------------------------------------------------------------ evaluate
+
+
+@dataclass
+class EvaluationResult:
+    """Scores of one model on one data source, per language and split."""
+
+    metrics: dict[str, Any]
+    evaluations: list[SplitEvaluation]
+    report_dir: Path | None
+
+
+def evaluate_model(
+    model_dir: str,
+    spec: str,
+    languages: Sequence[str],
+    splits: Sequence[str],
+    report_dir: Path | None = None,
+    file_format: str = "auto",
+    strict_tags: bool = False,
+    options: ReportOptions | None = None,
+) -> EvaluationResult:
+    """Score a trained model on a data source; write metrics, predictions and the report when asked.
+
+    ``options.bootstrap`` adds seeded 95 % intervals to every headline F1; the per-subword loss
+    pass behind ``errors.md`` runs only when a report folder is written.
+    """
+    options = options or ReportOptions()
+    if report_dir is not None:
+        output_folder(report_dir)  # a file or unwritable path fails now, not after scoring
+    model, tokenizer, label_map = load_trained(model_dir)
+    source = resolve_source(spec)
+    corpus = load_corpus(source, languages, splits, file_format=file_format, strict_tags=strict_tags)
+    evaluations = evaluate_corpus(model, tokenizer, label_map, corpus, splits, spec)
+    metrics = metrics_document(evaluations, {"model": str(model_dir), "data": spec})
+    if options.bootstrap > 0:
+        metrics = with_confidence_intervals(metrics, evaluations, options.bootstrap, options.seed)
+    if report_dir is not None:
+        records = None
+        if options.errors:
+            strategy = label_strategy_of(model_dir)
+            records = {
+                split_name(e): subword_losses(model, tokenizer, label_map, e.sentences, strategy)
+                for e in evaluations
+            }
+        write_evaluation_report(report_dir, metrics, evaluations, records, options)
+    return EvaluationResult(metrics, evaluations, report_dir)
+
+
+def write_evaluation_report(
+    report_dir: Path,
+    metrics: dict[str, Any],
+    evaluations: Sequence[SplitEvaluation],
+    records: dict[str, list[LossRecord]] | None = None,
+    options: ReportOptions | None = None,
+) -> None:
+    """metrics.json and predictions always; errors.md/json with loss records; report.md unless turned off."""
+    options = options or ReportOptions()
+    write_json(report_dir / "metrics.json", metrics)
+    for evaluation in evaluations:
+        name = f"{evaluation.language}-{evaluation.split}"
+        write_text(safe_child(report_dir / "predictions", f"{name}.conll"), predictions_conll(evaluation))
+    errors = error_reports(records, options) if records else None
+    if errors is not None:
+        write_errors(report_dir, errors)
+    if options.report:
+        write_report(report_dir, metrics, evaluations, errors)
+
+
+# ------------------------------------------------------------------ evaluation helpers, compare, seeds
+
+
+def evaluate_corpus(
+    model: Any, tokenizer: Any, label_map: LabelMap, corpus: Corpus, splits: Sequence[str], spec: str
+) -> list[SplitEvaluation]:
+    """Every requested split of every language the source has (missing ones logged and skipped)."""
+    evaluations = []
+    for language in corpus.languages:
+        for split in splits:
+            sentences = corpus.get(language, split)
+            if sentences is None:
+                log.warning("%s has no %s split in %s; skipped", language, split, spec)
+                continue
+            where = corpus.sources[language][split]
+            evaluation = evaluate_split(model, tokenizer, label_map, sentences, language, split, where=where)
+            evaluations.append(evaluation)
+    if not evaluations:
+        found = ", ".join(corpus.languages) or "any language"
+        raise DataError(f"nothing to evaluate: no split {', '.join(splits)} found for {found}", spec)
+    return evaluations
+
+
+def compare_models(
+    model_a: str,
+    model_b: str,
+    spec: str,
+    languages: Sequence[str],
+    split: str = "test",
+    n: int = 1000,
+    seed: int = 0,
+    output: Path | None = None,
+    file_format: str = "auto",
+) -> dict[str, Any]:
+    """Paired bootstrap per language: would A still beat B on other sentences drawn like these?"""
+    corpus = load_corpus(resolve_source(spec), languages, [split], file_format=file_format)
+    first, second = (evaluate_corpus(*load_trained(m), corpus, [split], spec) for m in (model_a, model_b))
+    result = {
+        "model_a": model_a,
+        "model_b": model_b,
+        "data": spec,
+        "split": split,
+        **comparison_document(first, second, n, seed),
+    }
+    if output is not None:
+        write_json(output, result)
+    return result
+
+
+def train_seeds(
+    recipe: Recipe, run_dir: Path, resume: bool = False, reporter: Reporter | None = None
+) -> RunResult:
+    """One full run per ``train.seeds`` entry in ``seed-<s>/``; the top-level metrics are mean and std.
+
+    The seed is set before each run, since the model is initialised before the loop seeds itself:
+    so a seed fixes both the initial weights and the batch order (the data sample stays the recipe's).
+    """
+    from accelerate import PartialState
+    from accelerate.utils import set_seed
+
+    per_seed = {}
+    for seed in dict.fromkeys(recipe.train.seeds):
+        set_seed(seed)
+        per_seed[seed] = train_run(recipe, run_dir / f"seed-{seed}", resume, reporter, seed=seed).metrics
+    metrics = seed_summary(per_seed)
+    if PartialState().is_main_process:
+        write_text(run_dir / "config.toml", dump_recipe(recipe))
+        write_json(run_dir / "metrics.json", metrics)
+    return RunResult(run_dir, metrics)
