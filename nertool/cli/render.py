@@ -21,6 +21,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from nertool.tables import text
+
 console = Console()
 
 
@@ -68,7 +70,7 @@ def progress_reporter(enabled: bool) -> ProgressReporter:
 
 
 def _fmt(value: Any) -> str:
-    return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+    return text(value)
 
 
 def print_inspection(report: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ and whether a difference between two systems is likely to hold. It lives apart f
 ``nertool.evaluate.scores`` because it is the only numeric resampling in the toolkit: it works on
 per-sentence span counts with numpy, where the rest of the analysis calls seqeval once per set.
 
-Spans are read as in ``nertool.evaluate.scores`` (conlleval chunking through ``nertool.labels.tags_to_spans``),
+Spans are read as in ``nertool.evaluate.scores`` (conlleval chunking, ``nertool.labels.tags_to_spans``),
 so ``point`` here equals the seqeval default-mode ``f1`` of ``analysis.score_block``.
 """
 

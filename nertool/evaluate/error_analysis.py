@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nertool.tables import markdown_rows
+
 
 def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator) / denominator if denominator else 0.0
@@ -129,17 +131,8 @@ def error_report(
     }
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
 def _markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return lines + ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    return markdown_rows(headers, rows, missing="")
 
 
 def _sentence_markdown(sentence: dict[str, Any]) -> list[str]:

@@ -21,6 +21,9 @@ from typing import Any
 import tomllib
 import torch
 
+from nertool.data.readers import Sentence
+from nertool.evaluate.error_analysis import LossRecord
+from nertool.labels import OUTSIDE, LabelMap
 from nertool.model.align import (
     IGNORE_INDEX,
     SPECIAL,
@@ -31,10 +34,7 @@ from nertool.model.align import (
     word_pieces,
 )
 from nertool.model.batching import collate, token_budget_batches
-from nertool.evaluate.error_analysis import LossRecord
-from nertool.data.readers import Sentence
 from nertool.model.inference import model_max_length
-from nertool.labels import OUTSIDE, LabelMap
 
 IGNORED = "IGN"  # gold label shown for subwords that carry no label (the book's placeholder)
 

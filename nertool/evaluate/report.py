@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nertool.evaluate.bootstrap import bootstrap_f1, paired_bootstrap
+from nertool.evaluate.error_analysis import LossRecord, error_report, render_errors_markdown
+from nertool.evaluate.plots import Normalize, plot_confusion
 from nertool.evaluate.scores import (
     label_stats,
     scoring_table,
@@ -23,11 +26,10 @@ from nertool.evaluate.scores import (
     span_type_confusion,
     word_confusion,
 )
-from nertool.evaluate.bootstrap import bootstrap_f1, paired_bootstrap
-from nertool.evaluate.error_analysis import LossRecord, error_report, render_errors_markdown
 from nertool.evaluate.split import SplitEvaluation
 from nertool.files import safe_child, write_json, write_text
 from nertool.evaluate.plots import Normalize, plot_confusion
+from nertool.tables import markdown_records
 
 ACCURACY_NOTE = (
     "Token accuracy counts every word, and most words are `O`: a model that tags everything `O` "
@@ -237,23 +239,11 @@ def seed_summary(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
 # ---------------------------------------------------------------- Markdown
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {v}" for k, v in value.items()) or "–"
-    return str(value).replace("|", "\\|")
-
-
 def markdown_table(
     columns: Sequence[str], rows: Sequence[Mapping[str, Any]], headers: Sequence[str] = ()
 ) -> str:
     """A Markdown table of ``rows`` (dicts) over ``columns``; ``headers`` rename the columns."""
-    lines = ["| " + " | ".join(headers or columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_records(columns, rows, headers=headers)
 
 
 def _words(text: str) -> tuple[str, ...]:

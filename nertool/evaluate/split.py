@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nertool.evaluate.scores import score_block
 from nertool.data.readers import Sentence
-from nertool.model.inference import WordPrediction, predict_sentences, tags_of
+from nertool.evaluate.scores import score_block
 from nertool.labels import LabelMap
+from nertool.model.inference import WordPrediction, predict_sentences, tags_of
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from typing import Any
 from nertool.config import Recipe
 from nertool.errors import NertoolError
 from nertool.files import write_json, write_text
+from nertool.tables import markdown_rows, number
+from nertool.transfer.plan import REUSE, PlannedRun, RunOutcome, Scores, check_curve_recipe, zero_shot_source
 from nertool.transfer.table import (
     SELECTION_STRATEGIES,
     Setting,
@@ -29,7 +31,6 @@ from nertool.transfer.table import (
     to_json,
     to_markdown,
 )
-from nertool.transfer.plan import REUSE, PlannedRun, RunOutcome, Scores, check_curve_recipe, zero_shot_source
 
 log = logging.getLogger("nertool")
 
@@ -132,7 +133,7 @@ def selection_markdown(tables: dict[str, TransferTable], digits: int = 3) -> str
         "Mean / zero-shot mean test F1 of each row under each model-selection strategy.",
         "",
         "| train \\ selection | " + " | ".join(names) + " |",
-        "|---" + "|---:" * len(names) + "|",
+        markdown_rows(["train \\ selection", *names], [], numeric=True)[1],
     ]
     for row in first.rows:
         cells = [tables[name].row(row.name) for name in names]
@@ -142,7 +143,7 @@ def selection_markdown(tables: dict[str, TransferTable], digits: int = 3) -> str
 
 
 def _fmt(value: float | None, digits: int) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+    return number(value, digits)
 
 
 def write_matrix(

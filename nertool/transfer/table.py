@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from nertool.errors import ConfigError, NertoolError
+from nertool.tables import markdown_rows, number
 
 __all__ = [
     "ALL",
@@ -53,7 +54,6 @@ __all__ = [
 
 EACH = "each"
 ALL = "all"
-MISSING = "–"
 SELECTION_STRATEGIES: dict[str, str] = {
     "source_dev": "checkpoint with the best dev F1 on the training languages (XTREME protocol)",
     "target_dev": "checkpoint with the best dev F1 on the test language (oracle upper bound)",
@@ -287,14 +287,11 @@ def _check_scores(scores: Scores, settings: Sequence[Setting], langs: tuple[str,
 
 
 def _fmt(value: float | None, digits: int, signed: bool = False) -> str:
-    if value is None:
-        return MISSING
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    return number(value, digits, signed=signed)
 
 
 def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
-    return lines + ["| " + " | ".join(cells) + " |" for cells in body]
+    return markdown_rows(header, body, numeric=True)
 
 
 def to_markdown(table: TransferTable, digits: int = 3) -> str:
