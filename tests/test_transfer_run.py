@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from nertool.transfer import plan as transfer_plan
-
-from nertool.workflows import transfer as transfer_run
 from nertool.cli.commands import app
 from nertool.config import build_recipe, dump_recipe, load_recipe
 from nertool.data.sources import load_corpus
 from nertool.errors import ConfigError
-from nertool.transfer.table import crossover, expand_sources
+from nertool.transfer import plan as transfer_plan
+from nertool.transfer.curve import crossover
 from nertool.transfer.plan import PlannedRun, plan_curve, plan_runs, run_recipe
+from nertool.transfer.table import expand_sources
+from nertool.workflows import transfer as transfer_run
+from nertool.workflows.train import SAMPLE_DIR, load_training_data
 from nertool.workflows.transfer import (
     RunEvent,
     read_eval_history,
@@ -29,7 +30,6 @@ from nertool.workflows.transfer import (
     run_transfer,
     source_dev_record,
 )
-from nertool.workflows.train import SAMPLE_DIR, load_training_data
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -11,20 +11,18 @@ from pathlib import Path
 import pytest
 
 from nertool.errors import ConfigError, NertoolError
+from nertool.transfer.curve import crossover, curve_json
+from nertool.transfer.plots import plot_curve, plot_table
 from nertool.transfer.table import (
     Setting,
     build_table,
-    crossover,
-    curve_json,
     each_name,
     expand_sources,
     group_trainings,
-    plot_table,
     to_csv,
     to_json,
     to_markdown,
 )
-from nertool.transfer.plots import plot_curve
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LANGS = ["de", "fr", "en"]

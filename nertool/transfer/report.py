@@ -19,14 +19,13 @@ from nertool.config import Recipe
 from nertool.errors import NertoolError
 from nertool.files import write_json, write_text
 from nertool.tables import markdown_rows, number
+from nertool.transfer.curve import crossover, curve_json
 from nertool.transfer.plan import REUSE, PlannedRun, RunOutcome, Scores, check_curve_recipe, zero_shot_source
 from nertool.transfer.table import (
     SELECTION_STRATEGIES,
     Setting,
     TransferTable,
     build_table,
-    crossover,
-    curve_json,
     to_csv,
     to_json,
     to_markdown,

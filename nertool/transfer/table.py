@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from nertool.errors import ConfigError, NertoolError
@@ -41,12 +39,9 @@ __all__ = [
     "TableRow",
     "TransferTable",
     "build_table",
-    "crossover",
-    "curve_json",
     "each_name",
     "expand_sources",
     "group_trainings",
-    "plot_table",
     "to_csv",
     "to_json",
     "to_markdown",
@@ -384,58 +379,3 @@ def _by_selection_json(tables: Mapping[str, TransferTable]) -> dict[str, Any]:
             raise NertoolError(f'table filed under "{name}" was built with selection "{other.selection}"')
         out[name] = {"rows": [_row_json(row, other.eval_languages) for row in other.rows]}
     return out
-
-
-def plot_table(table: TransferTable, path: str | Path) -> Path:
-    """Heatmap PNG of the scores (matplotlib is imported only when a plot is asked for)."""
-    from nertool.transfer.plots import plot_table as _plot
-
-    return _plot(table, path)
-
-
-# ---------------------------------------------------------------- sample-size curves
-
-
-def crossover(sizes: Sequence[int], f1s: Sequence[float], zero_shot: float) -> float | None:
-    """Training-set size at which the in-language curve first reaches the zero-shot F1.
-
-    Answers the book's question "how many target-language labels is zero-shot transfer worth?".
-    Between the two bracketing points the curve is taken as linear in log(n), matching the log-x plot.
-    Returns ``sizes[0]`` when the smallest size already reaches the zero-shot score (the true
-    crossover is at or below it), and ``None`` when no size reaches it.
-    """
-    _check_curve(sizes, f1s)
-    if f1s[0] >= zero_shot:
-        return float(sizes[0])
-    for i in range(1, len(sizes)):
-        if f1s[i] >= zero_shot:
-            t = (zero_shot - f1s[i - 1]) / (f1s[i] - f1s[i - 1])
-            lo, hi = math.log(sizes[i - 1]), math.log(sizes[i])
-            return math.exp(lo + t * (hi - lo))
-    return None
-
-
-def _check_curve(sizes: Sequence[int], f1s: Sequence[float]) -> None:
-    if not sizes or len(sizes) != len(f1s):
-        raise ConfigError(
-            f"a sample-size curve needs one F1 per size; got {len(sizes)} sizes and {len(f1s)} F1s"
-        )
-    if any(n <= 0 for n in sizes) or any(b <= a for a, b in itertools.pairwise(sizes)):
-        raise ConfigError(
-            f"transfer.sample_sizes must be positive and strictly increasing, got {list(sizes)}: sort them"
-        )
-
-
-def curve_json(
-    sizes: Sequence[int], f1s: Sequence[float], zero_shot: float, target_lang: str, source_name: str
-) -> dict[str, Any]:
-    """JSON-ready record of one sample-size curve against one zero-shot baseline."""
-    return {
-        "target_language": target_lang,
-        "source": source_name,
-        "zero_shot_f1": zero_shot,
-        "points": [{"train_sentences": n, "f1": f} for n, f in zip(sizes, f1s, strict=True)],
-        "crossover": crossover(sizes, f1s, zero_shot),
-        "crossover_rule": "first size reaching the zero-shot F1, linear in log(n) between points; "
-        "the smallest size if already reached there; null if never reached",
-    }
