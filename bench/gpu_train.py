@@ -128,8 +128,8 @@ class Inputs:
 def build_inputs(plan: GpuPlan, options: Options) -> Inputs:
     """nertool features and the example's tokenized rows of the same sentences."""
     from bench.hf_example import label_aligner
-    from nertool.model.align import build_features, word_pieces
     from nertool.labels import LabelMap
+    from nertool.model.align import build_features, word_pieces
     from nertool.model.build import train_tokenizer
 
     source, source_name = data_source(options)

@@ -203,8 +203,8 @@ def time_pipeline(tagger: Any, texts: Sequence[str]) -> tuple[float, float, list
 
 
 def time_tagger(run_dir: str, sentences: Sequence[Any], quantized: bool) -> tuple[float, float, list[Any]]:
-    from nertool.predict.tagger import Tagger
     from nertool.predict.readers import unit_from_tokens
+    from nertool.predict.tagger import Tagger
 
     tagger = Tagger.load(run_dir, device="cpu", quantized=quantized)
     tagger.tag_units([unit_from_tokens(s.tokens, "warmup", i + 1) for i, s in enumerate(sentences[:64])])

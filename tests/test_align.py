@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from nertool.labels import LabelMap
 from nertool.model.align import (
     IGNORE_INDEX,
     SPECIAL,
@@ -21,7 +22,6 @@ from nertool.model.align import (
     subword_labels,
     word_pieces,
 )
-from nertool.labels import LabelMap
 
 BOS, EOS = 0, 2
 BARE = 5  # a bare "▁" piece, as XLM-R emits before some words

@@ -12,19 +12,10 @@ import pytest
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
 
-from nertool.evaluate.scores import (
-    ConfusionMatrix,
-    check_shapes,
-    label_order,
-    label_stats,
-    partial_scores,
-    score_block,
-    scoring_table,
-    span_confusion,
-    span_type_confusion,
-    word_confusion,
-)
+from nertool.errors import LabelError
 from nertool.evaluate.bootstrap import bootstrap_f1, f1_from_counts, paired_bootstrap, span_counts
+from nertool.evaluate.confusion import ConfusionMatrix, span_confusion, span_type_confusion, word_confusion
+from nertool.evaluate.conventions import partial_scores, scoring_table
 from nertool.evaluate.error_analysis import (
     LossRecord,
     error_report,
@@ -33,7 +24,7 @@ from nertool.evaluate.error_analysis import (
     top_tokens,
     worst_sentences,
 )
-from nertool.errors import LabelError
+from nertool.evaluate.scores import check_shapes, label_order, label_stats, score_block
 
 GOLD = [
     ["B-PER", "I-PER", "O", "B-LOC", "O"],

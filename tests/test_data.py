@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from nertool.data.readers import Sentence
 from nertool.data.sources import (
     SPLITS,
     UNDETERMINED,
@@ -22,7 +23,6 @@ from nertool.data.sources import (
     sample_sentences,
 )
 from nertool.errors import ConfigError, DataError
-from nertool.data.readers import Sentence
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.exists(), reason="real data folder ../shared/data is absent")

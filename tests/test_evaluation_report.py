@@ -20,14 +20,19 @@ from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
 from typer.testing import CliRunner
 
-from nertool.model.align import build_features, word_pieces
-from nertool.model.batching import collate
 from nertool.cli.commands import app
 from nertool.config import build_recipe
 from nertool.data.readers import Sentence
 from nertool.evaluate.losses import IGNORED, label_strategy_of, subword_losses
+from nertool.evaluate.report import (
+    ReportOptions,
+    comparison_document,
+    seed_summary,
+    with_confidence_intervals,
+)
+from nertool.model.align import build_features, word_pieces
+from nertool.model.batching import collate
 from nertool.model.build import load_trained
-from nertool.evaluate.report import ReportOptions, comparison_document, seed_summary, with_confidence_intervals
 from nertool.workflows.train import evaluate_model, train_run
 
 runner = CliRunner()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nertool.errors import DataError
 from nertool.data.readers import FORMATS, ReadReport, Sentence, read_sentences, sniff_format
+from nertool.errors import DataError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BAD = Path(__file__).resolve().parent / "data" / "bad"

@@ -8,14 +8,8 @@ import pytest
 import torch
 
 from nertool.errors import ConfigError, DataError
-from nertool.pretrain.masking import (
-    IGNORE_INDEX,
-    PackedBlock,
-    collate_blocks,
-    mask_tokens,
-    mlm_stats,
-    pack_documents,
-)
+from nertool.pretrain.masking import IGNORE_INDEX, mask_tokens, mlm_stats
+from nertool.pretrain.packing import PackedBlock, collate_blocks, pack_documents
 
 BOS, PAD, EOS, UNK, MASK = 0, 1, 2, 3, 4  # XLM-R's special ids
 N_SPECIAL = 5

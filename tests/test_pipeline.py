@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from nertool.cli.commands import app
 from nertool.config import build_recipe, load_recipe
-from nertool.model.inference import predict_sentences, tags_of
 from nertool.model.build import load_trained
+from nertool.model.inference import predict_sentences, tags_of
 from nertool.workflows.train import SAMPLE_DIR, evaluate_model, load_training_data, train_run
 
 runner = CliRunner()

@@ -15,7 +15,16 @@ from typer.testing import CliRunner
 from nertool.cli.commands import app
 from nertool.config import PretrainConfig, build_recipe, load_recipe
 from nertool.errors import ConfigError, DataError
-from nertool.pretrain.masking import IGNORE_INDEX, PackedBlock
+from nertool.pretrain.masking import IGNORE_INDEX
+from nertool.pretrain.packing import PackedBlock
+from nertool.pretrain.text import (
+    TextSource,
+    language_shares,
+    mix_documents,
+    read_text_sources,
+    round_counts,
+)
+from nertool.train.loop import Interrupted, SilentReporter, total_steps
 from nertool.workflows.pretrain import (
     HELDOUT_EPOCH,
     IndexedBlock,
@@ -28,14 +37,6 @@ from nertool.workflows.pretrain import (
     pretrain_settings,
     with_sparse_head,
 )
-from nertool.pretrain.text import (
-    TextSource,
-    language_shares,
-    mix_documents,
-    read_text_sources,
-    round_counts,
-)
-from nertool.train.loop import Interrupted, SilentReporter, total_steps
 from nertool.workflows.train import train_run
 
 runner = CliRunner()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nertool.errors import ConfigError
 from nertool.data.sampling import choose_indices, fraction_counts, temperature_counts, temperature_probs
+from nertool.errors import ConfigError
 
 SWISS = {"de": 0.629, "fr": 0.229, "it": 0.084, "en": 0.059}
 PANX_TRAIN = {"de": 20000, "fr": 20000, "it": 20000, "en": 20000}

@@ -36,9 +36,9 @@ import tomllib
 import typer
 
 from nertool import __version__
+from nertool.data.readers import FileFormat
 from nertool.data.sources import SPLITS
 from nertool.errors import NertoolError
-from nertool.data.readers import FileFormat
 from nertool.langcode import LANGUAGE_RULE, is_language_code
 from nertool.predict.readers import InputFormat, TextMode
 from nertool.predict.writers import OutputFormat
@@ -424,8 +424,8 @@ def predict(
     """Tag text, CoNLL or JSONL files; one output record per input line/sentence, in order."""
     from nertool.cli import render
     from nertool.files import refuse_inputs_as_output
-    from nertool.predict.tagger import Tagger, predict_files
     from nertool.predict.readers import expand_inputs
+    from nertool.predict.tagger import Tagger, predict_files
 
     with _errors():
         expand_inputs(inputs)  # a missing or repeated input fails before the model loads
@@ -507,8 +507,8 @@ def pretrain(
     """Masked-LM (continued) pre-training on raw text; RUN_DIR/model/ then serves as model.name for train."""
     from nertool.cli import render
     from nertool.config import load_recipe
-    from nertool.workflows.pretrain import pretrain_run
     from nertool.run_folder import claim_run_folder
+    from nertool.workflows.pretrain import pretrain_run
 
     with _errors():
         config = load_recipe(recipe, overrides or [])

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from nertool.data.lines import describe_for_resave, file_lines
 from nertool.errors import DataError, LabelError
 from nertool.labels import iob2_issues, parse_tag, repair_iob2
-from nertool.data.lines import describe_for_resave, file_lines
 
 FileFormat = Literal["auto", "token_tag", "panx", "idx_token_tag", "conll", "jsonl"]
 FORMATS: tuple[str, ...] = ("auto", "token_tag", "panx", "idx_token_tag", "conll", "jsonl")
@@ -55,7 +55,7 @@ class ReadReport:
 
 
 def _lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
-    """(line number, text without line end) for each line (any of CRLF, CR, LF; see ``nertool.data.lines``)."""
+    """(line number, text without line end) per line (CRLF, CR or LF; see ``nertool.data.lines``)."""
     return file_lines(path, describe_for_resave, encoding)
 
 

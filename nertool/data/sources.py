@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nertool.errors import DataError
 from nertool.data.readers import ReadReport, Sentence, read_sentences
-from nertool.langcode import LANGUAGE_RULE, check_languages, is_language_code
 from nertool.data.sampling import choose_indices, fraction_counts, temperature_counts
+from nertool.errors import DataError
+from nertool.langcode import LANGUAGE_RULE, check_languages, is_language_code
 
 log = logging.getLogger("nertool")
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from nertool.evaluate.scores import ConfusionMatrix
+from nertool.evaluate.confusion import ConfusionMatrix
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

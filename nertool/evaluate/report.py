@@ -17,18 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from nertool.evaluate.bootstrap import bootstrap_f1, paired_bootstrap
+from nertool.evaluate.confusion import span_confusion, span_type_confusion, word_confusion
+from nertool.evaluate.conventions import scoring_table
 from nertool.evaluate.error_analysis import LossRecord, error_report, render_errors_markdown
 from nertool.evaluate.plots import Normalize, plot_confusion
-from nertool.evaluate.scores import (
-    label_stats,
-    scoring_table,
-    span_confusion,
-    span_type_confusion,
-    word_confusion,
-)
+from nertool.evaluate.scores import label_stats
 from nertool.evaluate.split import SplitEvaluation
 from nertool.files import safe_child, write_json, write_text
-from nertool.evaluate.plots import Normalize, plot_confusion
 from nertool.tables import markdown_records
 
 ACCURACY_NOTE = (

@@ -48,9 +48,9 @@ from itertools import chain
 from pathlib import Path
 from typing import Literal
 
+from nertool.data.lines import BadBytes, Line, decode_lines, file_lines
 from nertool.errors import DataError
 from nertool.labels import Span, tags_to_spans
-from nertool.data.lines import BadBytes, Line, decode_lines, file_lines
 from nertool.predict.textsplit import split_words
 
 InputFormat = Literal["auto", "text", "conll", "jsonl"]

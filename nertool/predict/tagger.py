@@ -18,9 +18,9 @@ from typing import Any
 import torch
 
 from nertool.files import refuse_inputs_as_output
-from nertool.model.inference import model_max_length, predict_features, sentence_features, tags_of
 from nertool.labels import LabelMap
 from nertool.model.build import load_trained
+from nertool.model.inference import model_max_length, predict_features, sentence_features, tags_of
 from nertool.predict.readers import Entity, TaggedUnit, Unit, iter_units, tag_unit, unit_from_text
 from nertool.predict.writers import open_writer
 

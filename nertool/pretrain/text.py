@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nertool.config import PretrainConfig
-from nertool.data.sources import UNDETERMINED, folder_languages, is_hub_spec, load_corpus
-from nertool.errors import ConfigError, DataError
 from nertool.data.lines import describe_for_resave, file_lines
 from nertool.data.sampling import choose_indices, temperature_probs
+from nertool.data.sources import UNDETERMINED, folder_languages, is_hub_spec, load_corpus
+from nertool.errors import ConfigError, DataError
 from nertool.predict.textsplit import split_words
 
 Words = tuple[str, ...]

@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 import torch
 
+from nertool.errors import CheckpointError, NertoolError, TrainingError
 from nertool.model.batching import FeatureCollator, length_grouped_batches
 from nertool.train.checkpoint import (
     START_OVER,
@@ -48,7 +49,6 @@ from nertool.train.checkpoint import (
     verify_model,
     write_manifest,
 )
-from nertool.errors import CheckpointError, NertoolError, TrainingError
 
 log = logging.getLogger("nertool")
 

@@ -17,10 +17,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nertool.model.align import word_pieces
-from nertool.data.sources import SPLITS, SplitRef, locate, log_repairs, read_hub_split
 from nertool.data.readers import ReadReport, Sentence, read_sentences
+from nertool.data.sources import SPLITS, SplitRef, locate, log_repairs, read_hub_split
 from nertool.labels import OUTSIDE, tags_to_spans
+from nertool.model.align import word_pieces
 
 AUDIT_SENTENCES = 5000
 

@@ -25,12 +25,10 @@ from typing import Any
 
 import torch
 
-from nertool.model.align import word_pieces
 from nertool.config import PretrainConfig, Recipe, dump_recipe
 from nertool.errors import ConfigError
 from nertool.files import replace_folder, write_json, write_text
-from nertool.model.inference import model_max_length
-from nertool.pretrain.masking import IGNORE_INDEX, PackedBlock, collate_blocks, mask_tokens, pack_documents
+from nertool.model.align import word_pieces
 from nertool.model.build import (
     is_scratch,
     load_tokenizer,
@@ -40,6 +38,9 @@ from nertool.model.build import (
     scratch_size,
     train_tokenizer,
 )
+from nertool.model.inference import model_max_length
+from nertool.pretrain.masking import IGNORE_INDEX, mask_tokens
+from nertool.pretrain.packing import PackedBlock, collate_blocks, pack_documents
 from nertool.pretrain.text import TextMix, TextSource, Words, mix_documents, read_text_sources
 from nertool.train.loop import (
     JsonlLogReporter,

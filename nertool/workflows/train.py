@@ -12,17 +12,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nertool.model.align import Feature, build_features, gc_paused, word_pieces
 from nertool.config import Recipe, dump_recipe
-from nertool.data.sources import Corpus, load_corpus, plan_sample, sample_sentences
-from nertool.evaluate.error_analysis import LossRecord
-from nertool.errors import DataError, LabelError
-from nertool.evaluate.split import SplitEvaluation, evaluate_split, mean_f1, metrics_document, predictions_conll
-from nertool.files import output_folder, replace_folder, safe_child, write_json, write_text
 from nertool.data.readers import Sentence
-from nertool.model.inference import model_max_length
-from nertool.labels import LabelMap
+from nertool.data.sources import Corpus, load_corpus, plan_sample, sample_sentences
+from nertool.errors import DataError, LabelError
+from nertool.evaluate.error_analysis import LossRecord
 from nertool.evaluate.losses import label_strategy_of, subword_losses
+from nertool.evaluate.report import (
+    ReportOptions,
+    comparison_document,
+    error_reports,
+    seed_summary,
+    split_name,
+    with_confidence_intervals,
+    write_errors,
+    write_report,
+)
+from nertool.evaluate.split import (
+    SplitEvaluation,
+    evaluate_split,
+    mean_f1,
+    metrics_document,
+    predictions_conll,
+)
+from nertool.files import output_folder, replace_folder, safe_child, write_json, write_text
+from nertool.labels import LabelMap
+from nertool.model.align import Feature, build_features, gc_paused, word_pieces
 from nertool.model.build import (
     freeze_embeddings,
     is_scratch,
@@ -34,16 +49,7 @@ from nertool.model.build import (
     token_classifier,
     train_tokenizer,
 )
-from nertool.evaluate.report import (
-    ReportOptions,
-    comparison_document,
-    error_reports,
-    seed_summary,
-    split_name,
-    with_confidence_intervals,
-    write_errors,
-    write_report,
-)
+from nertool.model.inference import model_max_length
 from nertool.train.loop import (
     JsonlLogReporter,
     Loop,
