@@ -29,12 +29,11 @@ from nertool.model.align import (
     SPECIAL,
     Feature,
     LabelStrategy,
-    build_features,
     merge_word_values,
-    word_pieces,
 )
-from nertool.model.batching import collate, token_budget_batches
-from nertool.model.inference import model_max_length
+from nertool.model.batching import collate
+from nertool.model.features import encode, flatten
+from nertool.model.inference import forward_batches, model_max_length
 
 IGNORED = "IGN"  # gold label shown for subwords that carry no label (the book's placeholder)
 
@@ -59,62 +58,25 @@ def label_strategy_of(model_dir: str | Path) -> LabelStrategy:
     return "first"
 
 
-def labelled_features(
-    tokenizer: Any,
-    label_map: LabelMap,
-    sentences: Sequence[Sentence],
-    max_length: int,
-    strategy: LabelStrategy,
-) -> list[list[Feature]]:
-    """Training-style features (with subword label ids) of each sentence."""
-    pieces = word_pieces(tokenizer, [s.tokens for s in sentences])
-    return [
-        build_features(
-            index,
-            word_list,
-            max_length,
-            tokenizer.bos_token_id,
-            tokenizer.eos_token_id,
-            label_map.encode(sentence.tags),
-            strategy,
-            label_map.inside_of,
-        )
-        for index, (sentence, word_list) in enumerate(zip(sentences, pieces, strict=True))
-    ]
-
-
-def _batch_losses(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, predicted id) per position, loss NaN where the label is ``IGNORE_INDEX``."""
-    device = next(model.parameters()).device
-    logits = model(
-        input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-    ).logits.float()  # (batch, seq, num_labels)
-    labels = batch["labels"].to(device)  # (batch, seq)
-    losses = torch.nn.functional.cross_entropy(
-        logits.transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none"
-    )  # (batch, seq); 0.0 at ignored positions
-    losses = losses.masked_fill(labels == IGNORE_INDEX, float("nan"))
-    return losses.cpu(), logits.argmax(dim=-1).cpu()
-
-
 def feature_losses(
     model: Any, features: Sequence[Feature], pad_id: int, max_tokens: int = 8192, max_batch: int = 256
 ) -> list[_FeatureOutput]:
-    """Loss and predicted id of every position of every feature, in length-sorted batches."""
+    """Loss and predicted id of every position of every feature (loss NaN where nothing is labelled)."""
     outputs: list[_FeatureOutput] = [([], [], [])] * len(features)
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for indices in token_budget_batches([len(f) for f in features], max_tokens, max_batch):
-            losses, predicted = _batch_losses(model, collate([features[i] for i in indices], pad_id))
-            for row, index in enumerate(indices):
-                length = len(features[index])
-                outputs[index] = (
-                    list(features[index].input_ids),
-                    losses[row, :length].tolist(),
-                    predicted[row, :length].tolist(),
-                )
-    model.train(was_training)
+    batches = forward_batches(model, features, pad_id, max_tokens=max_tokens, max_batch=max_batch)
+    for indices, logits in batches:
+        labels = collate([features[i] for i in indices], pad_id)["labels"].to(logits.device)  # (batch, seq)
+        losses = torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none"
+        ).masked_fill(labels == IGNORE_INDEX, float("nan"))  # (batch, seq)
+        losses, predicted = losses.cpu(), logits.argmax(dim=-1).cpu()
+        for row, index in enumerate(indices):
+            length = len(features[index])
+            outputs[index] = (
+                list(features[index].input_ids),
+                losses[row, :length].tolist(),
+                predicted[row, :length].tolist(),
+            )
     return outputs
 
 
@@ -177,9 +139,8 @@ def subword_losses(
     """
     label_map.check_covers((tag for s in sentences for tag in s.tags), "the evaluation data")
     max_length = model_max_length(model, tokenizer)
-    grouped = labelled_features(tokenizer, label_map, sentences, max_length, strategy)
-    flat = [feature for features in grouped for feature in features]
-    outputs = iter(feature_losses(model, flat, tokenizer.pad_token_id, max_tokens, max_batch))
+    grouped = encode(sentences, tokenizer, max_length=max_length, labels=label_map, strategy=strategy)
+    outputs = iter(feature_losses(model, flatten(grouped), tokenizer.pad_token_id, max_tokens, max_batch))
     records = []
     for index, (sentence, features) in enumerate(zip(sentences, grouped, strict=True)):
         chunk = [next(outputs) for _ in features]

@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
-from nertool.model.align import Feature, build_features, merge_word_values, word_pieces
+from nertool.model.align import Feature, merge_word_values
 from nertool.model.batching import collate, token_budget_batches
+from nertool.model.features import encode, flatten
 
 
 @dataclass(frozen=True)
@@ -27,17 +28,6 @@ class WordPrediction:
     scores: tuple[float | None, ...]
 
 
-def sentence_features(
-    tokenizer: Any, sentences: Sequence[Sequence[str]], max_length: int
-) -> list[list[Feature]]:
-    """Features (windows) of each sentence, with no labels."""
-    pieces = word_pieces(tokenizer, sentences)
-    return [
-        build_features(index, word_list, max_length, tokenizer.bos_token_id, tokenizer.eos_token_id)
-        for index, word_list in enumerate(pieces)
-    ]
-
-
 def model_max_length(model: Any, tokenizer: Any, cap: int = 512) -> int:
     """Longest input the model accepts (XLM-R keeps 2 of its positions for padding offset)."""
     positions = getattr(model.config, "max_position_embeddings", cap + 2) - 2
@@ -45,19 +35,38 @@ def model_max_length(model: Any, tokenizer: Any, cap: int = 512) -> int:
     return max(8, min(cap, positions, declared))
 
 
-def _run_batches(
+def forward_batches(
+    model: Any, features: Sequence[Feature], pad_id: int, *, max_tokens: int = 8192, max_batch: int = 256
+) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """The one batched forward pass: ``(feature indices, float logits)`` per batch.
+
+    Batches are length-sorted and token-budgeted; logits are (batch, seq, num_labels), padded to
+    the batch's longest feature. The model runs in eval mode and is put back as it was.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        for indices in token_budget_batches([len(f) for f in features], max_tokens, max_batch):
+            yield indices, _logits(model, collate([features[i] for i in indices], pad_id), device)
+    finally:
+        model.train(was_training)
+
+
+@torch.inference_mode()
+def _logits(model: Any, batch: dict[str, torch.Tensor], device: Any) -> torch.Tensor:
+    inputs = {key: batch[key].to(device) for key in ("input_ids", "attention_mask")}
+    return model(**inputs).logits.float()  # (batch, seq, num_labels)
+
+
+def _best_labels(
     model: Any, features: Sequence[Feature], pad_id: int, max_tokens: int, max_batch: int
 ) -> list[tuple[list[int], list[float]]]:
-    """(argmax ids, max probabilities) per feature, computed in length-sorted batches."""
-    device = next(model.parameters()).device
+    """(argmax ids, max probabilities) per feature."""
     outputs: list[tuple[list[int], list[float]]] = [([], [])] * len(features)
-    batches = token_budget_batches([len(f) for f in features], max_tokens, max_batch)
-    for batch_indices in batches:
-        batch = collate([features[i] for i in batch_indices], pad_id)
-        logits = model(
-            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-        ).logits
-        probs, ids = torch.softmax(logits.float(), dim=-1).max(dim=-1)  # (batch, seq) each
+    batches = forward_batches(model, features, pad_id, max_tokens=max_tokens, max_batch=max_batch)
+    for batch_indices, logits in batches:
+        probs, ids = torch.softmax(logits, dim=-1).max(dim=-1)  # (batch, seq) each
         id_rows, prob_rows = ids.tolist(), probs.tolist()  # one conversion per batch, not two per row
         for row, index in enumerate(batch_indices):
             length = len(features[index])
@@ -74,12 +83,7 @@ def predict_features(
     max_batch: int = 256,
 ) -> list[WordPrediction]:
     """Word predictions for sentences given as their features (one list per sentence)."""
-    flat = [feature for features in grouped for feature in features]
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        outputs = _run_batches(model, flat, pad_id, max_tokens, max_batch)
-    model.train(was_training)
+    outputs = _best_labels(model, flatten(grouped), pad_id, max_tokens, max_batch)
     return list(_merge(grouped, n_words, iter(outputs)))
 
 
@@ -109,7 +113,7 @@ def predict_sentences(
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     mine = list(range(rank, len(sentences), world))
     max_length = model_max_length(model, tokenizer)
-    grouped = sentence_features(tokenizer, [sentences[i] for i in mine], max_length)
+    grouped = encode([sentences[i] for i in mine], tokenizer, max_length=max_length)
     local = predict_features(
         model, grouped, [len(sentences[i]) for i in mine], tokenizer.pad_token_id, max_tokens, max_batch
     )

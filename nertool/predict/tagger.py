@@ -20,7 +20,8 @@ import torch
 from nertool.files import refuse_inputs_as_output
 from nertool.labels import LabelMap
 from nertool.model.build import load_trained
-from nertool.model.inference import model_max_length, predict_features, sentence_features, tags_of
+from nertool.model.features import encode
+from nertool.model.inference import model_max_length, predict_features, tags_of
 from nertool.predict.readers import Entity, TaggedUnit, Unit, iter_units, tag_unit, unit_from_text
 from nertool.predict.writers import open_writer
 
@@ -75,7 +76,7 @@ class Tagger:
     def tag_units(self, units: Sequence[Unit]) -> list[TaggedUnit]:
         """Tag a batch of units (already split into words); same order out as in."""
         words = [u.words for u in units]
-        grouped = sentence_features(self.tokenizer, words, model_max_length(self.model, self.tokenizer))
+        grouped = encode(words, self.tokenizer, max_length=model_max_length(self.model, self.tokenizer))
         predictions = predict_features(
             self.model,
             grouped,

@@ -37,7 +37,7 @@ from nertool.evaluate.split import (
 )
 from nertool.files import output_folder, replace_folder, safe_child, write_json, write_text
 from nertool.labels import LabelMap
-from nertool.model.align import Feature, build_features, gc_paused, word_pieces
+from nertool.model.align import Feature
 from nertool.model.build import (
     freeze_embeddings,
     is_scratch,
@@ -49,6 +49,7 @@ from nertool.model.build import (
     token_classifier,
     train_tokenizer,
 )
+from nertool.model.features import encode, flatten
 from nertool.model.inference import model_max_length
 from nertool.train.loop import (
     JsonlLogReporter,
@@ -200,22 +201,9 @@ def run_tokenizer(recipe: Recipe, data: TrainingData, folder: Path, resume: bool
 def encode_training(
     tokenizer: Any, sentences: Sequence[Sentence], label_map: LabelMap, max_length: int, strategy: str
 ) -> list[Feature]:
-    """Labelled features (windows) of every training sentence."""
-    pieces = word_pieces(tokenizer, [s.tokens for s in sentences])
-    features: list[Feature] = []
-    with gc_paused():
-        for index, (sentence, word_list) in enumerate(zip(sentences, pieces, strict=True)):
-            features += build_features(
-                index,
-                word_list,
-                max_length,
-                tokenizer.bos_token_id,
-                tokenizer.eos_token_id,
-                label_map.encode(sentence.tags),
-                strategy,  # type: ignore[arg-type]
-                label_map.inside_of,
-            )
-    return features
+    """Labelled features (windows) of every training sentence, in one flat list."""
+    grouped = encode(sentences, tokenizer, max_length=max_length, labels=label_map, strategy=strategy)  # type: ignore[arg-type]
+    return flatten(grouped)
 
 
 def loop_settings(recipe: Recipe, seed: int | None = None) -> LoopSettings:
