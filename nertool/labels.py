@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from nertool.errors import LabelError
 
 OUTSIDE = "O"
+# Target id of positions that carry no label: cross-entropy skips them (token classification and MLM).
+IGNORE_INDEX = -100
 _TAG_RE = re.compile(r"^(?P<prefix>[BI])-(?P<type>[A-Za-z0-9_.]+)$")
 
 

@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-IGNORE_INDEX = -100
+from nertool.labels import IGNORE_INDEX
+
 SPECIAL = -1  # word id of <s>, </s> and padding positions
 LabelStrategy = Literal["first", "all"]
 

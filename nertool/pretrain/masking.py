@@ -16,9 +16,8 @@ from __future__ import annotations
 import torch
 
 from nertool.errors import ConfigError, DataError
+from nertool.labels import IGNORE_INDEX
 
-# Same value as the cross-entropy ``ignore_index`` used for token classification.
-IGNORE_INDEX = -100
 MASK_SHARE = 0.8  # of the chosen subwords: replaced by <mask>
 RANDOM_SHARE = 0.1  # of the chosen subwords: replaced by a random ordinary token; the rest are kept
 _SPECIALS_PER_DOCUMENT = 2  # <s> ... </s>
