@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from nertool.train.checkpoint import BOUNDARIES_PER_SAVE, KILL_ENV, MANIFEST, write_manifest
 from nertool.cli.commands import app
 from nertool.config import load_recipe
+from nertool.train.checkpoint import BOUNDARIES_PER_SAVE, KILL_ENV, MANIFEST, write_manifest
 from nertool.workflows.train import train_run
 
 RECIPE = """
