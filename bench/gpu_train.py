@@ -140,7 +140,12 @@ def build_inputs(plan: GpuPlan, options: Options) -> Inputs:
     features = []
     for index, pieces in enumerate(word_pieces(tokenizer, [s.tokens for s in sentences])):
         features += build_features(
-            index, pieces, plan.max_length, tokenizer.bos_token_id, tokenizer.eos_token_id, labels[index]
+            index,
+            pieces,
+            plan.max_length,
+            bos_id=tokenizer.bos_token_id,
+            eos_id=tokenizer.eos_token_id,
+            label_ids=labels[index],
         )
     encoded = label_aligner(tokenizer, plan.max_length)(
         {"tokens": [list(s.tokens) for s in sentences], "ner_tags": labels}

@@ -67,7 +67,7 @@ def run(options: Options) -> dict[str, Any]:
 
     base, ours = alternate(
         lambda: tokenized_dataset(dataset, tokenizer, MAX_LENGTH),
-        lambda: encode_training(tokenizer, sentences, label_map, MAX_LENGTH, "first"),
+        lambda: encode_training(tokenizer, sentences, label_map, max_length=MAX_LENGTH, strategy="first"),
         repeats,
     )
     rows = [

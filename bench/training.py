@@ -209,7 +209,7 @@ def prepare(plan: Plan, options: Options) -> dict[str, Any]:
     label_map = LabelMap.from_tags(tag for s in train for tag in s.tags)
     recipe = build_recipe({"seed": plan.seed, "model": {"name": plan.model, "max_length": plan.max_length}})
     model, tokenizer = build_model(recipe, label_map, {"de": train})
-    features = encode_training(tokenizer, train, label_map, plan.max_length, "first")
+    features = encode_training(tokenizer, train, label_map, max_length=plan.max_length, strategy="first")
     dataset = tokenized_dataset(
         raw_dataset(train, [label_map.encode(s.tags) for s in train]), tokenizer, plan.max_length
     )

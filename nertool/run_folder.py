@@ -60,7 +60,7 @@ def claim_run_folder(
     output_folder(run_dir)
     lock = take_lock(run_dir)
     try:
-        prepare_contents(run_dir, kind, resume, overwrite)
+        prepare_contents(run_dir, kind, resume, overwrite=overwrite)
         yield run_dir
     finally:
         release_lock(lock)
@@ -136,7 +136,7 @@ def release_lock(path: Path) -> None:
 # ------------------------------------------------------------------ what the folder holds
 
 
-def prepare_contents(run_dir: Path, kind: str, resume: bool, overwrite: bool) -> None:
+def prepare_contents(run_dir: Path, kind: str, resume: bool, *, overwrite: bool) -> None:
     """Refuse a finished run or foreign files unless told what to do; ``overwrite`` clears ours."""
     entries = sorted(p for p in run_dir.iterdir() if p.name != LOCK)
     ours = [p for p in entries if is_nertool_file(p.name, kind)]

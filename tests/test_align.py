@@ -89,7 +89,9 @@ def test_build_features_one_window(
     words: list[int],
     expected: list[int],
 ) -> None:
-    [feature] = build_features(7, pieces, 64, BOS, EOS, labels, strategy, LABELS.inside_of)
+    [feature] = build_features(
+        7, pieces, 64, bos_id=BOS, eos_id=EOS, label_ids=labels, strategy=strategy, inside_of=LABELS.inside_of
+    )
     assert feature.sentence == 7
     assert list(feature.input_ids) == ids
     assert list(feature.word_ids) == words
@@ -99,13 +101,15 @@ def test_build_features_one_window(
 
 
 def test_build_features_without_labels() -> None:
-    [feature] = build_features(0, [[10], [11, 12]], 64, BOS, EOS)
+    [feature] = build_features(0, [[10], [11, 12]], 64, bos_id=BOS, eos_id=EOS)
     assert feature.labels is None
     assert feature.input_ids == (BOS, 10, 11, 12, EOS)
 
 
 def test_all_strategy_without_inside_of_falls_back_to_first() -> None:
-    [feature] = build_features(0, [[10, 11]], 64, BOS, EOS, [B_PER], "all", None)
+    [feature] = build_features(
+        0, [[10, 11]], 64, bos_id=BOS, eos_id=EOS, label_ids=[B_PER], strategy="all", inside_of=None
+    )
     assert feature.labels == (X, B_PER, X, X)
 
 
@@ -113,8 +117,8 @@ def test_subword_labels_ignore_context_words() -> None:
     window = Window(0, 4, 1, 3)
     word_ids = [SPECIAL, 0, 1, 1, 2, 3, 3, SPECIAL]
     labels = [B_PER, B_LOC, I_LOC, OUT]
-    first = subword_labels(word_ids, labels, window, "first")
-    every = subword_labels(word_ids, labels, window, "all", LABELS.inside_of)
+    first = subword_labels(word_ids, labels, window, strategy="first")
+    every = subword_labels(word_ids, labels, window, strategy="all", inside_of=LABELS.inside_of)
     assert first == [X, X, B_LOC, X, I_LOC, X, X, X]
     assert every == [X, X, B_LOC, I_LOC, I_LOC, X, X, X]
 
@@ -149,13 +153,13 @@ def test_first_piece_positions_only_in_core() -> None:
 
 
 def test_merge_word_values_reads_first_piece_and_gives_none_for_pieceless_words() -> None:
-    [feature] = build_features(0, [[10, 11], [], [12]], 64, BOS, EOS)
+    [feature] = build_features(0, [[10, 11], [], [12]], 64, bos_id=BOS, eos_id=EOS)
     merged = merge_word_values(3, [feature], [["bos", "a1", "a2", "c1", "eos"]])
     assert merged == ["a1", None, "c1"]
 
 
 def test_merge_word_values_needs_one_value_row_per_feature() -> None:
-    features = build_features(0, [[10]], 64, BOS, EOS)
+    features = build_features(0, [[10]], 64, bos_id=BOS, eos_id=EOS)
     with pytest.raises(ValueError):
         merge_word_values(1, features, [])
 
@@ -214,14 +218,16 @@ def test_plan_windows_gives_context_on_both_sides() -> None:
 
 
 def test_single_over_long_word_is_capped_and_still_labelled() -> None:
-    [feature] = build_features(0, [list(range(100, 120))], 8, BOS, EOS, [B_PER])
+    [feature] = build_features(0, [list(range(100, 120))], 8, bos_id=BOS, eos_id=EOS, label_ids=[B_PER])
     assert feature.input_ids == (BOS, 100, 101, 102, 103, 104, 105, EOS)
     assert feature.labels == (X, B_PER, X, X, X, X, X, X)
     assert merge_word_values(1, [feature], [feature.labels]) == [B_PER]
 
 
 def test_over_long_word_inside_a_sentence_gets_its_own_window() -> None:
-    features = build_features(0, [[10], list(range(100, 120)), [11]], 8, BOS, EOS, [OUT, B_PER, OUT])
+    features = build_features(
+        0, [[10], list(range(100, 120)), [11]], 8, bos_id=BOS, eos_id=EOS, label_ids=[OUT, B_PER, OUT]
+    )
     assert [(f.core_start, f.core_end) for f in features] == [(0, 1), (1, 2), (2, 3)]
     assert all(len(f) <= 8 for f in features)
     assert features[1].input_ids == (BOS, 100, 101, 102, 103, 104, 105, EOS)
@@ -241,7 +247,16 @@ def test_labels_round_trip_through_features(strategy: Any) -> None:
         max_length = rng.randint(3, 40)
         pieces = random_pieces(rng, rng.randint(0, 60))
         labels = [rng.randrange(len(LABELS)) for _ in pieces]
-        features = build_features(sentence, pieces, max_length, BOS, EOS, labels, strategy, LABELS.inside_of)
+        features = build_features(
+            sentence,
+            pieces,
+            max_length,
+            bos_id=BOS,
+            eos_id=EOS,
+            label_ids=labels,
+            strategy=strategy,
+            inside_of=LABELS.inside_of,
+        )
         windowed += len(features) > 1
         cores = [word for f in features for word in range(f.core_start, f.core_end)]
         assert cores == list(range(len(pieces)))
@@ -257,7 +272,7 @@ def test_labels_round_trip_through_features(strategy: Any) -> None:
 def test_window_features_hold_whole_words_in_order() -> None:
     rng = random.Random(7)
     pieces = random_pieces(rng, 200)
-    for feature in build_features(0, pieces, 16, BOS, EOS):
+    for feature in build_features(0, pieces, 16, bos_id=BOS, eos_id=EOS):
         words = [w for w in feature.word_ids if w != SPECIAL]
         assert words == sorted(words)
         expected = [piece for word in sorted(set(words)) for piece in pieces[word]]
@@ -298,7 +313,9 @@ def test_features_equal_the_tokenizer_with_specials(tokenizer: Any, sample_texts
     sentences = [text.split() for text in sample_texts[:40]]
     all_pieces = word_pieces(tokenizer, sentences)
     for index, (words, pieces) in enumerate(zip(sentences, all_pieces, strict=True)):
-        [feature] = build_features(index, pieces, 512, tokenizer.bos_token_id, tokenizer.eos_token_id)
+        [feature] = build_features(
+            index, pieces, 512, bos_id=tokenizer.bos_token_id, eos_id=tokenizer.eos_token_id
+        )
         encoded = tokenizer(words, is_split_into_words=True)
         assert list(feature.input_ids) == encoded["input_ids"]
         assert [None if w == SPECIAL else w for w in feature.word_ids] == encoded.word_ids()
@@ -308,7 +325,9 @@ def test_real_tokenizer_round_trip_with_windows(tokenizer: Any, sample_texts: li
     words = [*" ".join(sample_texts[:30]).split(), "\x07", "\u200b"]
     [pieces] = word_pieces(tokenizer, [words])
     labels = [i % len(LABELS) for i in range(len(words))]
-    features = build_features(0, pieces, 24, tokenizer.bos_token_id, tokenizer.eos_token_id, labels)
+    features = build_features(
+        0, pieces, 24, bos_id=tokenizer.bos_token_id, eos_id=tokenizer.eos_token_id, label_ids=labels
+    )
     assert len(features) > 5
     merged = merge_word_values(len(words), features, pretend_predictions(features))
     assert merged == [label if p else None for p, label in zip(pieces, labels, strict=True)]

@@ -322,7 +322,7 @@ def test_plan_sample(
     counts: dict[str, int],
     method: str,
 ) -> None:
-    plan = plan_sample(available, max_samples, fractions, temperature)
+    plan = plan_sample(available, max_samples, fractions, temperature=temperature)
     assert plan.counts == counts
     assert plan.method == method
     assert all(plan.counts[lang] <= available[lang] for lang in plan.counts)
@@ -330,19 +330,19 @@ def test_plan_sample(
 
 def test_plan_sample_temperature_flattens_towards_small_languages() -> None:
     available = {"de": 20_000, "sw": 500}
-    proportional = plan_sample(available, 2000, None, 1.0).counts
-    smoothed = plan_sample(available, 2000, None, 5.0).counts
+    proportional = plan_sample(available, 2000, None, temperature=1.0).counts
+    smoothed = plan_sample(available, 2000, None, temperature=5.0).counts
     assert sum(proportional.values()) == sum(smoothed.values()) == 4000
     assert smoothed["sw"] > proportional["sw"]
 
 
 def test_plan_sample_fraction_for_unknown_language_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match='"xx"'):
-        plan_sample({"de": 10}, None, {"xx": 0.5}, None)
+        plan_sample({"de": 10}, None, {"xx": 0.5}, temperature=None)
 
 
 def test_plan_sample_temperature_caps_at_availability() -> None:
-    plan = plan_sample({"de": 100, "fr": 10}, 1000, None, 1.0)
+    plan = plan_sample({"de": 100, "fr": 10}, 1000, None, temperature=1.0)
     assert plan.counts == {"de": 100, "fr": 10}
 
 

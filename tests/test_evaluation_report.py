@@ -67,7 +67,9 @@ def run_dir(tmp_path_factory):
 def evaluated(run_dir, tmp_path_factory):
     report_dir = tmp_path_factory.mktemp("report")
     options = ReportOptions(bootstrap=300, seed=1)
-    result = evaluate_model(str(run_dir), "sample", list(LANGUAGES), ["test"], report_dir, options=options)
+    result = evaluate_model(
+        str(run_dir), "sample", list(LANGUAGES), splits=["test"], report_dir=report_dir, options=options
+    )
     return result, report_dir
 
 
@@ -223,16 +225,16 @@ def test_subword_losses_agree_with_the_model_loss_and_predictions(run_dir, evalu
     result, _ = evaluated
     model, tokenizer, labels = load_trained(run_dir)
     evaluation = result.evaluations[0]
-    records = subword_losses(model, tokenizer, labels, evaluation.sentences[:8])
+    records = subword_losses(model, tokenizer, labels, sentences=evaluation.sentences[:8])
     assert [list(r.word_pred) for r in records] == [list(p) for p in evaluation.predicted[:8]]
     sentence = evaluation.sentences[0]
     features = build_features(
         0,
         word_pieces(tokenizer, [sentence.tokens])[0],
         64,
-        tokenizer.bos_token_id,
-        tokenizer.eos_token_id,
-        labels.encode(sentence.tags),
+        bos_id=tokenizer.bos_token_id,
+        eos_id=tokenizer.eos_token_id,
+        label_ids=labels.encode(sentence.tags),
     )
     with torch.inference_mode():
         expected = model(**collate(features, tokenizer.pad_token_id)).loss.item()
@@ -252,7 +254,7 @@ def test_a_sentence_longer_than_the_model_keeps_every_subword_once(run_dir):
     tags = ["B-LOC" if word[0].isupper() else "O" for word in words]
     pieces = word_pieces(tokenizer, [words])[0]
     assert sum(map(len, pieces)) > 600
-    (record,) = subword_losses(model, tokenizer, labels, [Sentence(tuple(words), tuple(tags))])
+    (record,) = subword_losses(model, tokenizer, labels, sentences=[Sentence(tuple(words), tuple(tags))])
     assert len(record.tokens) == sum(map(len, pieces)) + 2
     assert sum(not math.isnan(loss) for loss in record.losses) == len(words)
     assert record.tokens.count("<s>") == 1 and record.tokens.count("</s>") == 1

@@ -72,7 +72,7 @@ def _random_docs(n_docs: int, seed: int, max_len: int = 40) -> tuple[list[list[i
 def test_token_masking_shares(seed):
     input_ids, special = _random_batch(seed=seed)
     inputs, labels = _mask(input_ids, special, seed=seed)
-    stats = mlm_stats(input_ids, inputs, labels, special, MASK)
+    stats = mlm_stats(input_ids, inputs, labels, special_mask=special, mask_token_id=MASK)
     assert stats["n_eligible"] > 15_000
     assert stats["share_chosen"] == pytest.approx(0.15, abs=0.01)
     assert stats["share_masked"] == pytest.approx(0.80, abs=0.02)
@@ -174,7 +174,7 @@ def test_whole_word_masking_keeps_words_whole_on_packed_blocks(seed):
             groups.setdefault(word, set()).add(is_chosen)
         assert groups.pop(-1) == {False}
         assert all(len(states) == 1 for states in groups.values())
-    stats = mlm_stats(batch["input_ids"], inputs, labels, special, MASK)
+    stats = mlm_stats(batch["input_ids"], inputs, labels, special_mask=special, mask_token_id=MASK)
     assert stats["share_chosen"] == pytest.approx(0.15, abs=0.01)
     assert stats["share_masked"] == pytest.approx(0.80, abs=0.02)
     assert stats["n_chosen_special"] == 0

@@ -103,7 +103,7 @@ def test_overfits_a_small_set():
 
     torch.manual_seed(0)
     model, tokenizer = build_model(recipe, data.label_map, data.train)
-    features = encode_training(tokenizer, data.train["de"], data.label_map, 64, "first")
+    features = encode_training(tokenizer, data.train["de"], data.label_map, max_length=64, strategy="first")
     settings = LoopSettings(epochs=40, batch_size=8, learning_rate=3e-3, warmup_ratio=0.0, seed=3)
     import tempfile
 
@@ -120,7 +120,7 @@ def test_evaluate_writes_report_matching_seqeval(trained_run, tmp_path):
     from seqeval.metrics import f1_score
 
     run_dir, _ = trained_run
-    result = evaluate_model(str(run_dir), str(SAMPLE_DIR), ["it"], ["test"], tmp_path)
+    result = evaluate_model(str(run_dir), str(SAMPLE_DIR), ["it"], splits=["test"], report_dir=tmp_path)
     conll = (tmp_path / "predictions" / "it-test.conll").read_text().strip().split("\n\n")
     gold = [[line.split("\t")[1] for line in block.splitlines()] for block in conll]
     pred = [[line.split("\t")[2] for line in block.splitlines()] for block in conll]

@@ -90,7 +90,7 @@ def test_invalid_utf8_is_one_line_error_naming_file_and_line(run_dir, tmp_path):
 
 def test_conll_input_tags_equal_evaluate_predictions(run_dir, tmp_path):
     report = tmp_path / "report"
-    evaluate_model(str(run_dir), str(SAMPLE_DIR), ["fr"], ["test"], report)
+    evaluate_model(str(run_dir), str(SAMPLE_DIR), ["fr"], splits=["test"], report_dir=report)
     evaluated = (report / "predictions" / "fr-test.conll").read_text().strip().split("\n\n")
     out = tmp_path / "pred.conll"
     source = SAMPLE_DIR / "fr" / "test.tsv"

@@ -143,5 +143,5 @@ def test_two_processes_report_exactly_the_metrics_of_one(tmp_path):
     assert metrics["languages"]["de"]["test"]["f1"] > 0, (
         "the model must predict entities for the check to bite"
     )
-    single = evaluate_model(str(run), str(SAMPLE_DIR), ["de", "fr"], ["validation", "test"]).metrics
+    single = evaluate_model(str(run), str(SAMPLE_DIR), ["de", "fr"], splits=["validation", "test"]).metrics
     assert single["languages"] == metrics["languages"]

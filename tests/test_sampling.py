@@ -201,4 +201,4 @@ def test_choose_indices_does_not_depend_on_the_process_hash_seed() -> None:
         ).stdout
         for hash_seed in ("1", "2")
     }
-    assert outputs == {str(choose_indices(10**6, 5, 7, "de")) + "\n"}
+    assert outputs == {str(choose_indices(10**6, 5, 7, key="de")) + "\n"}

@@ -259,7 +259,7 @@ def test_crossover_errors(sizes: list, f1s: list, message: str) -> None:
 
 
 def test_curve_json() -> None:
-    data = json.loads(json.dumps(curve_json(SIZES, F1S, 0.6, "fr", "de")))
+    data = json.loads(json.dumps(curve_json(SIZES, F1S, 0.6, target_lang="fr", source_name="de")))
     assert data["target_language"] == "fr" and data["source"] == "de"
     assert data["zero_shot_f1"] == 0.6
     assert data["points"] == [{"train_sentences": n, "f1": f} for n, f in zip(SIZES, F1S, strict=True)]
@@ -268,5 +268,7 @@ def test_curve_json() -> None:
 
 @pytest.mark.parametrize("cross", [math.sqrt(1e7), None])
 def test_plot_curve_writes_a_png(tmp_path: Path, cross: float | None) -> None:
-    path = plot_curve(SIZES, F1S, 0.6, cross, tmp_path / "curve.png", target_lang="fr", source_name="de")
+    path = plot_curve(
+        SIZES, F1S, 0.6, crossover=cross, path=tmp_path / "curve.png", target_lang="fr", source_name="de"
+    )
     assert path.read_bytes()[:8] == PNG_MAGIC

@@ -337,7 +337,14 @@ def evaluate(
     with _errors():
         options = ReportOptions(bootstrap=bootstrap, seed=seed, errors=errors, report=report)
         result = evaluate_model(
-            model, data, _split_list(languages), _split_list(split), output, file_format, strict_tags, options
+            model,
+            data,
+            _split_list(languages),
+            splits=_split_list(split),
+            report_dir=output,
+            file_format=file_format,
+            strict_tags=strict_tags,
+            options=options,
         )
         render.print_metrics(result.metrics, title=f"{model} on {data}")
         if output is not None and report:
@@ -364,7 +371,7 @@ def data_inspect(
     from nertool.workflows.inspection import inspect_source
 
     with _errors():
-        render.print_inspection(inspect_source(spec, _split_list(languages), model, file_format))
+        render.print_inspection(inspect_source(spec, _split_list(languages), model, file_format=file_format))
 
 
 @app.command()
@@ -465,7 +472,15 @@ def compare(
 
     with _errors():
         result = compare_models(
-            run_a, run_b, data, _split_list(languages), split, bootstrap, seed, output, file_format
+            run_a,
+            run_b,
+            data,
+            languages=_split_list(languages),
+            split=split,
+            n=bootstrap,
+            seed=seed,
+            output=output,
+            file_format=file_format,
         )
         render.print_comparison(result)
 
@@ -490,7 +505,7 @@ def transfer(
         progress = render.transfer_progress(_world_is_main())
         out = _default_out(recipe, output, "" if recipe.stem.endswith("transfer") else "-transfer")
         with claim_run_folder(out, "transfer", overwrite=overwrite):
-            result = run_transfer(config, out, progress, keep_checkpoints)
+            result = run_transfer(config, out, progress, keep_checkpoints=keep_checkpoints)
         if _world_is_main():
             title = f"test F1, rows = training languages ({result.table.selection})"
             render.print_transfer(title, summary_rows(result.table), summary_notes(result))

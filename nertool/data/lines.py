@@ -65,11 +65,11 @@ def open_binary(path: str | Path) -> BinaryIO:
 def file_lines(path: str | Path, describe: Describe, encoding: str = "utf-8") -> Iterator[Line]:
     """Numbered lines of a file on disk (see ``decode_lines``)."""
     with open_binary(path) as stream:
-        yield from decode_lines(stream, str(path), describe, encoding)
+        yield from decode_lines(stream, str(path), describe, encoding=encoding)
 
 
 def decode_lines(
-    stream: BinaryIO, source: str, describe: Describe, encoding: str = "utf-8"
+    stream: BinaryIO, source: str, describe: Describe, *, encoding: str = "utf-8"
 ) -> Iterator[Line]:
     """Decoded lines numbered from 1, without their line ends; the last line may lack one."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")

@@ -204,7 +204,7 @@ def _check_tags(tags: list[str], path: Path, start: int, step: int) -> None:
 
 
 def read_sentences(
-    path: Path, file_format: str = "auto", strict_tags: bool = False, report: ReadReport | None = None
+    path: Path, file_format: str = "auto", strict_tags: bool = False, *, report: ReadReport | None = None
 ) -> Iterator[Sentence]:
     """Sentences of one local file, validated as IOB2.
 

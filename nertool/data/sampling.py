@@ -41,6 +41,7 @@ def fraction_counts(
     available: Mapping[str, int],
     fractions: Mapping[str, float],
     total: int | None = None,
+    *,
     mode: FractionMode = "own",
 ) -> dict[str, int]:
     """Per-language sentence counts for a fixed-proportion mix such as the book's Swiss corpus.
@@ -97,7 +98,7 @@ def temperature_counts(available: Mapping[str, int], temperature: float, total: 
     return _allocate(probs, available, _check_total(total, available, probs))
 
 
-def choose_indices(n_available: int, n: int, seed: int, key: str) -> list[int]:
+def choose_indices(n_available: int, n: int, seed: int, *, key: str) -> list[int]:
     """``n`` distinct sentence indices out of ``range(n_available)``, sorted ascending.
 
     The generator is seeded from ``(seed, key)`` through SHA-256, not Python's ``hash()`` (salted per

@@ -105,7 +105,7 @@ def folder_languages(root: Path) -> list[str]:
 
 
 def locate(
-    spec: str, languages: Sequence[str], splits: Sequence[str], revision: str | None = None
+    spec: str, languages: Sequence[str], splits: Sequence[str], *, revision: str | None = None
 ) -> list[SplitRef]:
     """Every (language, split) the spec offers among those asked for; missing splits are skipped."""
     check_languages(languages, "language")
@@ -204,10 +204,10 @@ def load_corpus(
 ) -> Corpus:
     """Read every requested split of every language into one ``Corpus``."""
     corpus = Corpus()
-    for ref in locate(spec, languages, splits, revision):
+    for ref in locate(spec, languages, splits, revision=revision):
         if ref.path is not None:
             report = ReadReport(str(ref.path))
-            sentences = list(read_sentences(ref.path, file_format, strict_tags, report))
+            sentences = list(read_sentences(ref.path, file_format, strict_tags, report=report))
             corpus.reports.append(report)
             log_repairs(report)
         else:
@@ -240,6 +240,7 @@ def plan_sample(
     available: Mapping[str, int],
     max_samples: int | None,
     fractions: Mapping[str, float] | None,
+    *,
     temperature: float | None,
 ) -> SamplePlan:
     """Per-language training sizes from the recipe's ``max_train_samples``/``fractions``/temperature."""
@@ -257,8 +258,8 @@ def plan_sample(
 
 
 def sample_sentences(
-    sentences: Sequence[Sentence], n: int, seed: int, key: str
+    sentences: Sequence[Sentence], n: int, seed: int, *, key: str
 ) -> tuple[list[Sentence], list[int]]:
     """A seeded subset and the indices chosen (kept in ``data_manifest.json``)."""
-    indices = choose_indices(len(sentences), n, seed, key)
+    indices = choose_indices(len(sentences), n, seed, key=key)
     return [sentences[i] for i in indices], indices

@@ -71,7 +71,9 @@ def _point_f1(counts: SpanCounts) -> float:
     return float(f1_from_counts(counts.true_positives.sum(), counts.predicted.sum(), counts.gold.sum()))
 
 
-def bootstrap_f1(gold: Tags, pred: Tags, n: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict[str, Any]:
+def bootstrap_f1(
+    gold: Tags, pred: Tags, n: int = 1000, *, seed: int = 0, alpha: float = 0.05
+) -> dict[str, Any]:
     """Percentile bootstrap interval of seqeval-default micro F1, resampling sentences with replacement.
 
     Span counts are computed once per sentence and summed per resample, so 1,000 resamples of
@@ -96,7 +98,7 @@ def _p_value(delta: float, samples: np.ndarray) -> float:
 
 
 def paired_bootstrap(
-    gold: Tags, pred_a: Tags, pred_b: Tags, n: int = 1000, seed: int = 0, alpha: float = 0.05
+    gold: Tags, pred_a: Tags, pred_b: Tags, *, n: int = 1000, seed: int = 0, alpha: float = 0.05
 ) -> dict[str, Any]:
     """F1(a) - F1(b) with a paired percentile interval: both systems see the same resampled sentences.
 

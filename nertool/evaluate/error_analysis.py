@@ -121,7 +121,7 @@ def worst_sentences(records: Sequence[LossRecord], n: int = 10) -> list[dict[str
 
 
 def error_report(
-    records: Sequence[LossRecord], k: int = 20, n: int = 10, min_count: int = 1
+    records: Sequence[LossRecord], k: int = 20, n: int = 10, *, min_count: int = 1
 ) -> dict[str, Any]:
     """All error-analysis tables as one JSON-able dict (what ``render_errors_markdown`` renders)."""
     return {

@@ -59,7 +59,7 @@ def label_strategy_of(model_dir: str | Path) -> LabelStrategy:
 
 
 def feature_losses(
-    model: Any, features: Sequence[Feature], pad_id: int, max_tokens: int = 8192, max_batch: int = 256
+    model: Any, features: Sequence[Feature], pad_id: int, *, max_tokens: int = 8192, max_batch: int = 256
 ) -> list[_FeatureOutput]:
     """Loss and predicted id of every position of every feature (loss NaN where nothing is labelled)."""
     outputs: list[_FeatureOutput] = [([], [], [])] * len(features)
@@ -94,6 +94,7 @@ def sentence_record(
     sentence: Sentence,
     index: int,
     features: Sequence[Feature],
+    *,
     outputs: Sequence[_FeatureOutput],
     tokenizer: Any,
     label_map: LabelMap,
@@ -127,6 +128,7 @@ def subword_losses(
     model: Any,
     tokenizer: Any,
     label_map: LabelMap,
+    *,
     sentences: Sequence[Sentence],
     strategy: LabelStrategy = "first",
     max_tokens: int = 8192,
@@ -140,9 +142,17 @@ def subword_losses(
     label_map.check_covers((tag for s in sentences for tag in s.tags), "the evaluation data")
     max_length = model_max_length(model, tokenizer)
     grouped = encode(sentences, tokenizer, max_length=max_length, labels=label_map, strategy=strategy)
-    outputs = iter(feature_losses(model, flatten(grouped), tokenizer.pad_token_id, max_tokens, max_batch))
+    outputs = iter(
+        feature_losses(
+            model, flatten(grouped), tokenizer.pad_token_id, max_tokens=max_tokens, max_batch=max_batch
+        )
+    )
     records = []
     for index, (sentence, features) in enumerate(zip(sentences, grouped, strict=True)):
         chunk = [next(outputs) for _ in features]
-        records.append(sentence_record(sentence, index, features, chunk, tokenizer, label_map))
+        records.append(
+            sentence_record(
+                sentence, index, features, outputs=chunk, tokenizer=tokenizer, label_map=label_map
+            )
+        )
     return records

@@ -115,7 +115,7 @@ def _matrix_values(matrix: ConfusionMatrix, normalize: Normalize) -> list[list[f
 
 
 def plot_confusion(
-    matrix: ConfusionMatrix, path: str | Path, normalize: Normalize = "none", title: str = ""
+    matrix: ConfusionMatrix, path: str | Path, normalize: Normalize = "none", *, title: str = ""
 ) -> Path:
     """Confusion-matrix heatmap: true labels down the y axis, predicted labels along the x axis.
 

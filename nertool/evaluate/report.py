@@ -60,7 +60,7 @@ def split_name(evaluation: SplitEvaluation) -> str:
 
 
 def with_confidence_intervals(
-    metrics: dict[str, Any], evaluations: Sequence[SplitEvaluation], n: int, seed: int = 0
+    metrics: dict[str, Any], evaluations: Sequence[SplitEvaluation], n: int, *, seed: int = 0
 ) -> dict[str, Any]:
     """A copy of ``metrics`` whose every headline block has ``f1_ci: {low, high, n, seed}`` (95 %)."""
     languages = {
@@ -150,7 +150,9 @@ def convention_rows(evaluations: Sequence[SplitEvaluation]) -> list[dict[str, An
 def error_reports(records: Mapping[str, Sequence[LossRecord]], options: ReportOptions) -> dict[str, Any]:
     """``error_analysis.error_report`` per split name."""
     return {
-        name: error_report(split_records, options.top_tokens, options.worst_sentences, options.min_count)
+        name: error_report(
+            split_records, options.top_tokens, options.worst_sentences, min_count=options.min_count
+        )
         for name, split_records in records.items()
     }
 
@@ -174,7 +176,7 @@ def report_document(
 
 
 def comparison_document(
-    a: Sequence[SplitEvaluation], b: Sequence[SplitEvaluation], n: int, seed: int = 0
+    a: Sequence[SplitEvaluation], b: Sequence[SplitEvaluation], n: int, *, seed: int = 0
 ) -> dict[str, Any]:
     """Paired bootstrap of F1(A) - F1(B) per language and split, over the same gold sentences."""
     others = {(e.language, e.split): e for e in b}
@@ -357,7 +359,7 @@ def write_confusions(report_dir: Path, evaluation: SplitEvaluation) -> list[str]
         for normalize, description in NORMALIZATIONS:
             path = safe_child(folder, f"{name}-{kind}-{normalize if normalize != 'none' else 'counts'}.png")
             title = f"{name}: {'word tags' if kind == 'tags' else 'entity types'}, {description}"
-            plot_confusion(matrix, path, normalize, title)
+            plot_confusion(matrix, path, normalize, title=title)
             images.append(path.relative_to(report_dir).as_posix())
     return images
 
@@ -371,6 +373,7 @@ def write_report(
     report_dir: Path,
     metrics: Mapping[str, Any],
     evaluations: Sequence[SplitEvaluation],
+    *,
     errors: Mapping[str, Any] | None,
 ) -> Path:
     """Confusion files, ``report.json`` and ``report.md`` (PNGs beside it); returns the Markdown path."""

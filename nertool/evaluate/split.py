@@ -38,6 +38,7 @@ def evaluate_split(
     model: Any,
     tokenizer: Any,
     label_map: LabelMap,
+    *,
     sentences: Sequence[Sentence],
     language: str,
     split: str,
@@ -46,7 +47,7 @@ def evaluate_split(
 ) -> SplitEvaluation:
     """Predict and score one split; ``where`` names the data in label errors."""
     label_map.check_covers((tag for s in sentences for tag in s.tags), where or f"{language}/{split}")
-    predictions = predict_sentences(model, tokenizer, [s.tokens for s in sentences], accelerator)
+    predictions = predict_sentences(model, tokenizer, [s.tokens for s in sentences], accelerator=accelerator)
     predicted = tuple(tuple(tags_of(p, label_map.names)) for p in predictions)
     scores = score_block([s.tags for s in sentences], predicted)
     return SplitEvaluation(language, split, tuple(sentences), predicted, scores, _scores(predictions))

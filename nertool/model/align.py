@@ -158,6 +158,7 @@ def build_features(
     sentence: int,
     pieces: Sequence[Sequence[int]],
     max_length: int,
+    *,
     bos_id: int,
     eos_id: int,
     label_ids: Sequence[int] | None = None,
@@ -181,7 +182,7 @@ def build_features(
         words.append(SPECIAL)
         labels = None
         if label_ids is not None:
-            labels = tuple(subword_labels(words, label_ids, window, strategy, inside_of))
+            labels = tuple(subword_labels(words, label_ids, window, strategy=strategy, inside_of=inside_of))
         features.append(
             Feature(sentence, tuple(ids), tuple(words), window.core_start, window.core_end, labels)
         )
@@ -192,6 +193,7 @@ def subword_labels(
     word_ids: Sequence[int],
     label_ids: Sequence[int],
     window: Window,
+    *,
     strategy: LabelStrategy = "first",
     inside_of: Callable[[int], int] | None = None,
 ) -> list[int]:

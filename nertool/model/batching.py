@@ -18,7 +18,7 @@ from nertool.model.align import IGNORE_INDEX, SPECIAL, Feature
 
 
 def length_grouped_batches(
-    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, group: bool = True
+    lengths: Sequence[int], batch_size: int, seed: int, *, epoch: int, group: bool = True
 ) -> list[list[int]]:
     """Shuffled batches of indices; with ``group``, rows of similar length share a batch.
 

@@ -243,7 +243,7 @@ def weights_message(folder: str, error: Exception) -> str:
 
 
 def token_classifier(
-    name: str, label_map: LabelMap, revision: str | None = None, trust_remote_code: bool = False
+    name: str, label_map: LabelMap, revision: str | None = None, *, trust_remote_code: bool = False
 ) -> Any:
     """A token-classification model for ``label_map``, new head if the labels differ."""
     from transformers import AutoModelForTokenClassification
@@ -262,7 +262,7 @@ def token_classifier(
     )
 
 
-def scratch_classifier(size: ScratchSize, vocab_size: int, max_length: int, label_map: LabelMap) -> Any:
+def scratch_classifier(size: ScratchSize, vocab_size: int, max_length: int, *, label_map: LabelMap) -> Any:
     from transformers import XLMRobertaForTokenClassification
 
     config = scratch_config(size, vocab_size, max_length)

@@ -45,10 +45,21 @@ def encode(
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     with gc_paused():
         if labels is None:
-            return [build_features(i, words, max_length, bos, eos) for i, words in enumerate(pieces)]
+            return [
+                build_features(i, words, max_length, bos_id=bos, eos_id=eos) for i, words in enumerate(pieces)
+            ]
         tagged = cast("Sequence[Labelled]", sentences)
         return [
-            build_features(i, words, max_length, bos, eos, labels.encode(s.tags), strategy, labels.inside_of)
+            build_features(
+                i,
+                words,
+                max_length,
+                bos_id=bos,
+                eos_id=eos,
+                label_ids=labels.encode(s.tags),
+                strategy=strategy,
+                inside_of=labels.inside_of,
+            )
             for i, (s, words) in enumerate(zip(tagged, pieces, strict=True))
         ]
 

@@ -78,6 +78,7 @@ def predict_features(
     model: Any,
     grouped: Sequence[Sequence[Feature]],
     n_words: Sequence[int],
+    *,
     pad_id: int,
     max_tokens: int = 8192,
     max_batch: int = 256,
@@ -105,6 +106,7 @@ def predict_sentences(
     model: Any,
     tokenizer: Any,
     sentences: Sequence[Sequence[str]],
+    *,
     accelerator: Any = None,
     max_tokens: int = 8192,
     max_batch: int = 256,
@@ -115,7 +117,12 @@ def predict_sentences(
     max_length = model_max_length(model, tokenizer)
     grouped = encode([sentences[i] for i in mine], tokenizer, max_length=max_length)
     local = predict_features(
-        model, grouped, [len(sentences[i]) for i in mine], tokenizer.pad_token_id, max_tokens, max_batch
+        model,
+        grouped,
+        [len(sentences[i]) for i in mine],
+        pad_id=tokenizer.pad_token_id,
+        max_tokens=max_tokens,
+        max_batch=max_batch,
     )
     if world == 1:
         return local

@@ -150,6 +150,7 @@ def iter_units(
     paths: Sequence[str],
     input_format: InputFormat = "auto",
     text_mode: TextMode = "line",
+    *,
     encoding: str = "utf-8",
     extensions: Sequence[str] = DEFAULT_EXTENSIONS,
 ) -> Iterator[Unit]:
@@ -257,7 +258,7 @@ def read_lines(source: str, encoding: str = "utf-8") -> Iterator[Line]:
     if source == STDIN:
         if sys.stdin is None:
             raise DataError("standard input is closed; name an input file instead", STDIN)
-        yield from decode_lines(sys.stdin.buffer, source, _describe_bad_bytes, encoding)
+        yield from decode_lines(sys.stdin.buffer, source, _describe_bad_bytes, encoding=encoding)
         return
     yield from file_lines(source, _describe_bad_bytes, encoding)
 

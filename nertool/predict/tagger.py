@@ -81,9 +81,9 @@ class Tagger:
             self.model,
             grouped,
             [len(w) for w in words],
-            self.tokenizer.pad_token_id,
-            self.max_tokens,
-            self.max_batch,
+            pad_id=self.tokenizer.pad_token_id,
+            max_tokens=self.max_tokens,
+            max_batch=self.max_batch,
         )
         return [
             tag_unit(unit, tags_of(p, self.labels.names), [s if s is not None else 0.0 for s in p.scores])
@@ -125,7 +125,7 @@ def predict_files(
     input, or be read back and tagged again on the next run.
     """
     refuse_inputs_as_output(inputs, output)
-    units = iter_units(inputs, input_format, text_mode, encoding)  # type: ignore[arg-type]
+    units = iter_units(inputs, input_format, text_mode, encoding=encoding)  # type: ignore[arg-type]
     with open_writer(output, output_format) as writer:  # type: ignore[arg-type]
         for chunk in chunks(units, CHUNK_UNITS):
             for tagged in tagger.tag_units(chunk):

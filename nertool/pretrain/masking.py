@@ -130,6 +130,7 @@ def mlm_stats(
     inputs_before: torch.Tensor,
     inputs_after: torch.Tensor,
     labels: torch.Tensor,
+    *,
     special_mask: torch.Tensor,
     mask_token_id: int,
 ) -> dict[str, float]:

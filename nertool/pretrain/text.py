@@ -146,7 +146,7 @@ def mix_documents(text: TextSource, settings: PretrainConfig, seed: int) -> Text
     heldout: list[Words] = []
     for language, docs in text.documents.items():
         n_held = round(len(docs) * settings.heldout_fraction)
-        held = set(choose_indices(len(docs), n_held, seed, f"heldout/{language}"))
+        held = set(choose_indices(len(docs), n_held, seed, key=f"heldout/{language}"))
         heldout += [doc for index, doc in enumerate(docs) if index in held]
         train[language] = [doc for index, doc in enumerate(docs) if index not in held]
     available = {language: len(docs) for language, docs in train.items()}
@@ -190,4 +190,6 @@ def _take(docs: Sequence[Words], count: int, seed: int, language: str) -> list[W
     if not docs:
         return []
     passes, rest = divmod(count, len(docs))
-    return [*docs] * passes + [docs[i] for i in choose_indices(len(docs), rest, seed, f"pretrain/{language}")]
+    return [*docs] * passes + [
+        docs[i] for i in choose_indices(len(docs), rest, seed, key=f"pretrain/{language}")
+    ]

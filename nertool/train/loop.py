@@ -339,7 +339,11 @@ class Loop:
     def _epoch_loader(self, epoch: int, skip: int) -> Any:
         """This epoch's batches (a pure function of seed and epoch), minus the ``skip`` already done."""
         batches = length_grouped_batches(
-            self.lengths, self.settings.batch_size, self.settings.seed, epoch, self.settings.group_by_length
+            self.lengths,
+            self.settings.batch_size,
+            self.settings.seed,
+            epoch=epoch,
+            group=self.settings.group_by_length,
         )
         world = self.accelerator.num_processes
         # Skip whole rounds of batches (one per process) by slicing the list, not with a wrapper:

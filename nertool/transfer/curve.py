@@ -45,7 +45,7 @@ def _check_curve(sizes: Sequence[int], f1s: Sequence[float]) -> None:
 
 
 def curve_json(
-    sizes: Sequence[int], f1s: Sequence[float], zero_shot: float, target_lang: str, source_name: str
+    sizes: Sequence[int], f1s: Sequence[float], zero_shot: float, *, target_lang: str, source_name: str
 ) -> dict[str, Any]:
     """JSON-ready record of one sample-size curve against one zero-shot baseline."""
     return {

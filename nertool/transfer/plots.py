@@ -44,6 +44,7 @@ def plot_curve(
     sizes: Sequence[int],
     f1s: Sequence[float],
     zero_shot: float,
+    *,
     crossover: float | None,
     path: str | Path,
     target_lang: str,

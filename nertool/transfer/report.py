@@ -85,7 +85,10 @@ def build_tables(
     scores: dict[str, Scores], settings: Sequence[Setting], languages: Sequence[str]
 ) -> dict[str, TransferTable]:
     """One table per selection strategy."""
-    return {strategy: build_table(scores[strategy], settings, languages, strategy) for strategy in scores}
+    return {
+        strategy: build_table(scores[strategy], settings, languages, selection=strategy)
+        for strategy in scores
+    }
 
 
 def _per_type(
@@ -114,6 +117,7 @@ def transfer_document(
     tables: dict[str, TransferTable],
     selection: str,
     runs: Sequence[PlannedRun],
+    *,
     outcomes: Sequence[RunOutcome],
 ) -> dict[str, Any]:
     """``transfer.json``: the headline table, the other strategies beside it, per-type scores, the runs."""
@@ -146,7 +150,7 @@ def _fmt(value: float | None, digits: int) -> str:
 
 
 def write_matrix(
-    out_dir: Path, tables: dict[str, TransferTable], selection: str, document: dict[str, Any]
+    out_dir: Path, tables: dict[str, TransferTable], selection: str, *, document: dict[str, Any]
 ) -> list[Path]:
     """``transfer.json``/``.md``/``.csv``/``.png`` (the PNG drawn to a temporary name, then renamed)."""
     from nertool.transfer.plots import plot_table
@@ -171,7 +175,7 @@ def _write_png(draw: Callable[[Path], Path], path: Path) -> None:
 
 
 def curve_result(
-    recipe: Recipe, settings: Sequence[Setting], scores: dict[str, Scores], outcomes: Sequence[RunOutcome]
+    recipe: Recipe, settings: Sequence[Setting], scores: dict[str, Scores], *, outcomes: Sequence[RunOutcome]
 ) -> CurveResult:
     """The curve's points (actual sentence counts) and the zero-shot F1 of the first source without it."""
     target, selection = check_curve_recipe(recipe), recipe.transfer.selection
@@ -213,14 +217,22 @@ def write_curve(out_dir: Path, curve: CurveResult, selection: str) -> list[Path]
     """``curve.json`` and ``curve.png``."""
     from nertool.transfer.plots import plot_curve
 
-    document = curve_json(curve.sizes, curve.f1s, curve.zero_shot, curve.target_language, curve.source)
+    document = curve_json(
+        curve.sizes, curve.f1s, curve.zero_shot, target_lang=curve.target_language, source_name=curve.source
+    )
     document["selection"] = selection
     document["runs"] = {done.name: str(done.run_dir) for done in curve.runs}
     paths = [out_dir / "curve.json", out_dir / "curve.png"]
     write_json(paths[0], document)
     _write_png(
         lambda tmp: plot_curve(
-            curve.sizes, curve.f1s, curve.zero_shot, curve.crossover, tmp, curve.target_language, curve.source
+            curve.sizes,
+            curve.f1s,
+            curve.zero_shot,
+            crossover=curve.crossover,
+            path=tmp,
+            target_lang=curve.target_language,
+            source_name=curve.source,
         ),
         paths[1],
     )

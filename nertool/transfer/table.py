@@ -184,6 +184,7 @@ def build_table(
     scores: Scores,
     settings: Sequence[Setting],
     eval_languages: Sequence[str],
+    *,
     selection: str = "source_dev",
 ) -> TransferTable:
     """Assemble the book-style table from ``scores[setting name][eval language]``.

@@ -66,7 +66,7 @@ def _stream(ref: SplitRef, file_format: str, report: ReadReport) -> Iterable[Sen
 
 
 def alignment_audit(
-    tokenizer: Any, language: str, sentences: Sequence[Sentence], max_length: int
+    tokenizer: Any, language: str, sentences: Sequence[Sentence], *, max_length: int
 ) -> dict[str, Any]:
     """How the tokenizer cuts this language's words (the book's subword statistics, automated)."""
     pieces = word_pieces(tokenizer, [s.tokens for s in sentences])
@@ -83,7 +83,7 @@ def alignment_audit(
 
 
 def inspect_source(
-    spec: str, languages: Sequence[str], model: str | None = None, file_format: str = "auto"
+    spec: str, languages: Sequence[str], model: str | None = None, *, file_format: str = "auto"
 ) -> dict[str, Any]:
     """Counts per language and split, and the alignment audit when a tokenizer is named."""
     from nertool.workflows.train import resolve_source
@@ -103,6 +103,6 @@ def inspect_source(
 
         tokenizer = load_tokenizer(model)
         result["alignment"] = [
-            alignment_audit(tokenizer, lang, kept, 512) for lang, kept in audit_text.items()
+            alignment_audit(tokenizer, lang, kept, max_length=512) for lang, kept in audit_text.items()
         ]
     return result

@@ -60,7 +60,7 @@ HELDOUT_EPOCH = -1
 
 
 def pack_text(
-    tokenizer: Any, documents: Sequence[Words], block_size: int, cross: bool, whole_word: bool
+    tokenizer: Any, documents: Sequence[Words], block_size: int, *, cross: bool, whole_word: bool
 ) -> list[PackedBlock]:
     """Subword ids of each document, packed into blocks (with word ids for whole-word masking)."""
     pieces = word_pieces(tokenizer, documents)
@@ -156,7 +156,7 @@ class MaskingCollator:
 
 
 def mlm_tokenizer(
-    recipe: Recipe, documents: Sequence[Words], folder: Path, resume: bool, accelerator: Any
+    recipe: Recipe, documents: Sequence[Words], folder: Path, *, resume: bool, accelerator: Any
 ) -> Any:
     """The model's own tokenizer, or (scratch) one trained on the text by the main process, saved in
     the checkpoint and loaded by every process and by ``--resume``: Unigram training is not
@@ -216,7 +216,7 @@ def with_sparse_head(model: Any) -> Any:
 
 @torch.no_grad()
 def heldout_loss(
-    model: Any, items: Sequence[IndexedBlock], collator: MaskingCollator, batch_size: int
+    model: Any, items: Sequence[IndexedBlock], collator: MaskingCollator, *, batch_size: int
 ) -> float:
     """Mean cross-entropy per masked subword over the held-out blocks (fixed masks)."""
     model.eval()
@@ -237,7 +237,7 @@ def heldout_scorer(blocks: Sequence[PackedBlock], spec: MaskingSpec, batch_size:
     items = [IndexedBlock(index, block) for index, block in enumerate(blocks)]
 
     def score(model: Any) -> tuple[float, dict[str, Any]]:
-        loss = heldout_loss(model, items, collator, batch_size)
+        loss = heldout_loss(model, items, collator, batch_size=batch_size)
         return -loss, {"heldout_loss": round(loss, 4), "perplexity": round(math.exp(min(loss, 50.0)), 3)}
 
     return score
@@ -331,11 +331,15 @@ def prepare(recipe: Recipe, run_dir: Path, resume: bool, accelerator: Any) -> Pr
     mix = mix_documents(text, p, recipe.seed)
     if resume:  # undo a swap cut short and check the checkpoint before its tokenizer is read
         restore_checkpoint(run_dir / "checkpoint", accelerator)
-    tokenizer = mlm_tokenizer(recipe, mix.train, run_dir / "checkpoint" / "tokenizer", resume, accelerator)
+    tokenizer = mlm_tokenizer(
+        recipe, mix.train, run_dir / "checkpoint" / "tokenizer", resume=resume, accelerator=accelerator
+    )
     set_seed(recipe.seed)  # a scratch model's initial weights follow the seed
     model = build_mlm(recipe, tokenizer)
     blocks, heldout = (
-        pack_text(tokenizer, docs, p.block_size, p.cross_documents, p.whole_word_masking) if docs else []
+        pack_text(tokenizer, docs, p.block_size, cross=p.cross_documents, whole_word=p.whole_word_masking)
+        if docs
+        else []
         for docs in (mix.train, mix.heldout)
     )
     manifest = _manifest(recipe, text, mix, blocks, len(heldout))
@@ -356,7 +360,7 @@ def collation_workers(accelerator: Any) -> int:
 
 
 def pretrain_run(
-    recipe: Recipe, run_dir: Path, resume: bool = False, reporter: Reporter | None = None
+    recipe: Recipe, run_dir: Path, resume: bool = False, *, reporter: Reporter | None = None
 ) -> PretrainResult:
     """Pre-train (or continue pre-training) a masked LM; write ``model/``, logs, config and manifest."""
     run_dir.mkdir(parents=True, exist_ok=True)

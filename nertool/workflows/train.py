@@ -116,12 +116,15 @@ def _sample_training(corpus: Corpus, recipe: Recipe) -> tuple[dict[str, list[Sen
             raise DataError(f"no training split for language {language!r} in {recipe.data.source}")
         available[language] = len(sentences)
     plan = plan_sample(
-        available, recipe.data.max_train_samples, recipe.data.fractions, recipe.data.sampling_temperature
+        available,
+        recipe.data.max_train_samples,
+        recipe.data.fractions,
+        temperature=recipe.data.sampling_temperature,
     )
     train, chosen = {}, {}
     for language, count in plan.counts.items():
         train[language], chosen[language] = sample_sentences(
-            corpus.get(language, "train") or [], count, recipe.seed, language
+            corpus.get(language, "train") or [], count, recipe.seed, key=language
         )
     manifest = {
         "source": recipe.data.source,
@@ -172,21 +175,25 @@ def build_tokenizer(recipe: Recipe, train: dict[str, list[Sentence]]) -> Any:
 
 
 def build_model(
-    recipe: Recipe, label_map: LabelMap, train: dict[str, list[Sentence]], tokenizer: Any = None
+    recipe: Recipe, label_map: LabelMap, train: dict[str, list[Sentence]], *, tokenizer: Any = None
 ) -> tuple[Any, Any]:
     """(model, tokenizer): a scratch model sized to the tokenizer, or a loaded one with a new head."""
     spec = recipe.model
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer(recipe, train)
     if is_scratch(spec.name):
-        model = scratch_classifier(scratch_size(spec.name), len(tokenizer), spec.max_length, label_map)
+        model = scratch_classifier(
+            scratch_size(spec.name), len(tokenizer), spec.max_length, label_map=label_map
+        )
     else:
-        model = token_classifier(spec.name, label_map, spec.revision, spec.trust_remote_code)
+        model = token_classifier(
+            spec.name, label_map, spec.revision, trust_remote_code=spec.trust_remote_code
+        )
     if spec.freeze_embeddings:
         freeze_embeddings(model)
     return model, tokenizer
 
 
-def run_tokenizer(recipe: Recipe, data: TrainingData, folder: Path, resume: bool, accelerator: Any) -> Any:
+def run_tokenizer(recipe: Recipe, data: TrainingData, folder: Path, *, resume: bool, accelerator: Any) -> Any:
     """One tokenizer for every process and for a resumed run: built once, saved, loaded by all.
 
     Unigram training is not bit-for-bit repeatable, so a resumed scratch run (or a second
@@ -199,7 +206,7 @@ def run_tokenizer(recipe: Recipe, data: TrainingData, folder: Path, resume: bool
 
 
 def encode_training(
-    tokenizer: Any, sentences: Sequence[Sentence], label_map: LabelMap, max_length: int, strategy: str
+    tokenizer: Any, sentences: Sequence[Sentence], label_map: LabelMap, *, max_length: int, strategy: str
 ) -> list[Feature]:
     """Labelled features (windows) of every training sentence, in one flat list."""
     grouped = encode(sentences, tokenizer, max_length=max_length, labels=label_map, strategy=strategy)  # type: ignore[arg-type]
@@ -252,7 +259,13 @@ def _dev_scorer(
     def score(model: Any) -> tuple[float, dict[str, Any]]:
         results = {
             language: evaluate_split(
-                model, tokenizer, data.label_map, sentences, language, "validation", accelerator
+                model,
+                tokenizer,
+                data.label_map,
+                sentences=sentences,
+                language=language,
+                split="validation",
+                accelerator=accelerator,
             )
             for language, sentences in data.dev.items()
         }
@@ -267,7 +280,15 @@ def _dev_scorer(
 
 def _test_f1(model: Any, data: TrainingData, tokenizer: Any, accelerator: Any) -> dict[str, float]:
     return {
-        lang: evaluate_split(model, tokenizer, data.label_map, split, lang, "test", accelerator).scores["f1"]
+        lang: evaluate_split(
+            model,
+            tokenizer,
+            data.label_map,
+            sentences=split,
+            language=lang,
+            split="test",
+            accelerator=accelerator,
+        ).scores["f1"]
         for lang, split in data.test.items()
     }
 
@@ -287,6 +308,7 @@ def train_run(
     recipe: Recipe,
     run_dir: Path,
     resume: bool = False,
+    *,
     reporter: Reporter | None = None,
     seed: int | None = None,
     track_test: bool = False,
@@ -300,13 +322,19 @@ def train_run(
     accelerator = make_accelerator(settings)
     if resume:  # undo a swap cut short and check the checkpoint before its tokenizer is read
         restore_checkpoint(run_dir / "checkpoint", accelerator)
-    tokenizer = run_tokenizer(recipe, data, run_dir / "checkpoint" / "tokenizer", resume, accelerator)
+    tokenizer = run_tokenizer(
+        recipe, data, run_dir / "checkpoint" / "tokenizer", resume=resume, accelerator=accelerator
+    )
     set_seed(settings.seed)  # the new head (or scratch model) starts seeded
-    model, tokenizer = build_model(recipe, data.label_map, data.train, tokenizer)
+    model, tokenizer = build_model(recipe, data.label_map, data.train, tokenizer=tokenizer)
     max_length = min(recipe.model.max_length, model_max_length(model, tokenizer))
     train_sentences = [s for sentences in data.train.values() for s in sentences]
     features = encode_training(
-        tokenizer, train_sentences, data.label_map, max_length, recipe.model.label_strategy
+        tokenizer,
+        train_sentences,
+        data.label_map,
+        max_length=max_length,
+        strategy=recipe.model.label_strategy,
     )
     loop = Loop(model, features, settings, run_dir / "checkpoint", reporter=None, accelerator=accelerator)
     main = accelerator.is_main_process
@@ -318,14 +346,20 @@ def train_run(
         write_json(run_dir / "data_manifest.json", data.manifest)
     loop.resume_or_restart(resume, run_dir / "train_log.jsonl")
     state = loop.run()
-    metrics = final_metrics(run_dir, data, accelerator, state.best_step, recipe.model.trust_remote_code)
+    metrics = final_metrics(
+        run_dir,
+        data,
+        accelerator,
+        best_step=state.best_step,
+        trust_remote_code=recipe.model.trust_remote_code,
+    )
     if main:
         write_json(run_dir / "metrics.json", metrics)
     return RunResult(run_dir, metrics, state.history)
 
 
 def final_metrics(
-    run_dir: Path, data: TrainingData, accelerator: Any, best_step: int, trust_remote_code: bool = False
+    run_dir: Path, data: TrainingData, accelerator: Any, *, best_step: int, trust_remote_code: bool = False
 ) -> dict[str, Any]:
     """Score the kept model on validation and test of every evaluation language.
 
@@ -336,7 +370,15 @@ def final_metrics(
     model, tokenizer, label_map = load_trained(run_dir / "model", trust_remote_code)
     model.to(accelerator.device)
     evaluations = [
-        evaluate_split(model, tokenizer, label_map, sentences, language, split, accelerator)
+        evaluate_split(
+            model,
+            tokenizer,
+            label_map,
+            sentences=sentences,
+            language=language,
+            split=split,
+            accelerator=accelerator,
+        )
         for split, by_language in (("validation", data.dev), ("test", data.test))
         for language, sentences in by_language.items()
     ]
@@ -360,6 +402,7 @@ def evaluate_model(
     model_dir: str,
     spec: str,
     languages: Sequence[str],
+    *,
     splits: Sequence[str],
     report_dir: Path | None = None,
     file_format: str = "auto",
@@ -377,19 +420,21 @@ def evaluate_model(
     model, tokenizer, label_map = load_trained(model_dir)
     source = resolve_source(spec)
     corpus = load_corpus(source, languages, splits, file_format=file_format, strict_tags=strict_tags)
-    evaluations = evaluate_corpus(model, tokenizer, label_map, corpus, splits, spec)
+    evaluations = evaluate_corpus(model, tokenizer, label_map, corpus=corpus, splits=splits, spec=spec)
     metrics = metrics_document(evaluations, {"model": str(model_dir), "data": spec})
     if options.bootstrap > 0:
-        metrics = with_confidence_intervals(metrics, evaluations, options.bootstrap, options.seed)
+        metrics = with_confidence_intervals(metrics, evaluations, options.bootstrap, seed=options.seed)
     if report_dir is not None:
         records = None
         if options.errors:
             strategy = label_strategy_of(model_dir)
             records = {
-                split_name(e): subword_losses(model, tokenizer, label_map, e.sentences, strategy)
+                split_name(e): subword_losses(
+                    model, tokenizer, label_map, sentences=e.sentences, strategy=strategy
+                )
                 for e in evaluations
             }
-        write_evaluation_report(report_dir, metrics, evaluations, records, options)
+        write_evaluation_report(report_dir, metrics, evaluations, records=records, options=options)
     return EvaluationResult(metrics, evaluations, report_dir)
 
 
@@ -397,6 +442,7 @@ def write_evaluation_report(
     report_dir: Path,
     metrics: dict[str, Any],
     evaluations: Sequence[SplitEvaluation],
+    *,
     records: dict[str, list[LossRecord]] | None = None,
     options: ReportOptions | None = None,
 ) -> None:
@@ -410,14 +456,14 @@ def write_evaluation_report(
     if errors is not None:
         write_errors(report_dir, errors)
     if options.report:
-        write_report(report_dir, metrics, evaluations, errors)
+        write_report(report_dir, metrics, evaluations, errors=errors)
 
 
 # ------------------------------------------------------------------ evaluation helpers, compare, seeds
 
 
 def evaluate_corpus(
-    model: Any, tokenizer: Any, label_map: LabelMap, corpus: Corpus, splits: Sequence[str], spec: str
+    model: Any, tokenizer: Any, label_map: LabelMap, *, corpus: Corpus, splits: Sequence[str], spec: str
 ) -> list[SplitEvaluation]:
     """Every requested split of every language the source has (missing ones logged and skipped)."""
     evaluations = []
@@ -428,7 +474,9 @@ def evaluate_corpus(
                 log.warning("%s has no %s split in %s; skipped", language, split, spec)
                 continue
             where = corpus.sources[language][split]
-            evaluation = evaluate_split(model, tokenizer, label_map, sentences, language, split, where=where)
+            evaluation = evaluate_split(
+                model, tokenizer, label_map, sentences=sentences, language=language, split=split, where=where
+            )
             evaluations.append(evaluation)
     if not evaluations:
         found = ", ".join(corpus.languages) or "any language"
@@ -440,6 +488,7 @@ def compare_models(
     model_a: str,
     model_b: str,
     spec: str,
+    *,
     languages: Sequence[str],
     split: str = "test",
     n: int = 1000,
@@ -449,13 +498,16 @@ def compare_models(
 ) -> dict[str, Any]:
     """Paired bootstrap per language: would A still beat B on other sentences drawn like these?"""
     corpus = load_corpus(resolve_source(spec), languages, [split], file_format=file_format)
-    first, second = (evaluate_corpus(*load_trained(m), corpus, [split], spec) for m in (model_a, model_b))
+    first, second = (
+        evaluate_corpus(*load_trained(m), corpus=corpus, splits=[split], spec=spec)
+        for m in (model_a, model_b)
+    )
     result = {
         "model_a": model_a,
         "model_b": model_b,
         "data": spec,
         "split": split,
-        **comparison_document(first, second, n, seed),
+        **comparison_document(first, second, n, seed=seed),
     }
     if output is not None:
         write_json(output, result)
@@ -463,7 +515,7 @@ def compare_models(
 
 
 def train_seeds(
-    recipe: Recipe, run_dir: Path, resume: bool = False, reporter: Reporter | None = None
+    recipe: Recipe, run_dir: Path, resume: bool = False, *, reporter: Reporter | None = None
 ) -> RunResult:
     """One full run per ``train.seeds`` entry in ``seed-<s>/``; the top-level metrics are mean and std.
 
@@ -476,7 +528,9 @@ def train_seeds(
     per_seed = {}
     for seed in dict.fromkeys(recipe.train.seeds):
         set_seed(seed)
-        per_seed[seed] = train_run(recipe, run_dir / f"seed-{seed}", resume, reporter, seed=seed).metrics
+        per_seed[seed] = train_run(
+            recipe, run_dir / f"seed-{seed}", resume, reporter=reporter, seed=seed
+        ).metrics
     metrics = seed_summary(per_seed)
     if PartialState().is_main_process:
         write_text(run_dir / "config.toml", dump_recipe(recipe))

@@ -85,7 +85,7 @@ def run_status(run: PlannedRun) -> str:
 
 
 def execute_run(
-    run: PlannedRun, event: RunEvent, progress: ProgressHook | None = None, keep_checkpoints: bool = False
+    run: PlannedRun, event: RunEvent, progress: ProgressHook | None = None, *, keep_checkpoints: bool = False
 ) -> RunOutcome:
     """Train, resume or reuse one run and read its scores under every selection strategy."""
     reporter = progress(event) if progress else None
@@ -98,7 +98,7 @@ def execute_run(
         if not keep_checkpoints and _is_main():
             shutil.rmtree(run.run_dir / "checkpoint", ignore_errors=True)
     seconds = 0.0 if event.status == REUSE else time.perf_counter() - started
-    return outcome(run, event.status, metrics, history, seconds)
+    return outcome(run, event.status, metrics, history=history, seconds=seconds)
 
 
 def _train(
@@ -110,7 +110,7 @@ def _train(
         _clear_stale(run.run_dir)
     _sync()
     try:
-        result = train_run(run.recipe, run.run_dir, status == RESUME, reporter, track_test=True)
+        result = train_run(run.recipe, run.run_dir, status == RESUME, reporter=reporter, track_test=True)
     except Interrupted:
         raise Interrupted(
             f"interrupted; {run.run_dir} keeps a checkpoint: rerun the same transfer command to resume "
@@ -166,7 +166,12 @@ def _sync() -> None:
 
 
 def outcome(
-    run: PlannedRun, status: str, metrics: dict[str, Any], history: Sequence[dict[str, Any]], seconds: float
+    run: PlannedRun,
+    status: str,
+    metrics: dict[str, Any],
+    *,
+    history: Sequence[dict[str, Any]],
+    seconds: float,
 ) -> RunOutcome:
     """Test F1 per strategy and language, read from ``metrics.json`` and the eval history."""
     languages = run.recipe.eval_languages
@@ -241,7 +246,7 @@ def _check_kept(run: PlannedRun, kept: dict[str, float | None], tracked: Sequenc
 
 
 def run_transfer(
-    recipe: Recipe, out_dir: Path, progress: ProgressHook | None = None, keep_checkpoints: bool = False
+    recipe: Recipe, out_dir: Path, progress: ProgressHook | None = None, *, keep_checkpoints: bool = False
 ) -> TransferResult:
     """The whole experiment: plan (errors before any training), train or reuse, tables, curve, files."""
     started = time.perf_counter()
@@ -256,12 +261,15 @@ def run_transfer(
     scores = setting_scores(matrix, outcomes, recipe.eval_languages)
     tables = build_tables(scores, settings, recipe.eval_languages)
     selection = recipe.transfer.selection
-    curve = curve_result(recipe, settings, scores, curve_outcomes) if curve_runs else None
+    curve = curve_result(recipe, settings, scores, outcomes=curve_outcomes) if curve_runs else None
     files: list[Path] = []
     if _is_main():
         write_text(out_dir / "config.toml", dump_recipe(recipe))
         files = write_matrix(
-            out_dir, tables, selection, transfer_document(tables, selection, matrix, outcomes)
+            out_dir,
+            tables,
+            selection,
+            document=transfer_document(tables, selection, matrix, outcomes=outcomes),
         )
         files += write_curve(out_dir, curve, selection) if curve else []
     seconds = time.perf_counter() - started
@@ -280,5 +288,5 @@ def _execute_all(runs: Sequence[PlannedRun], progress: ProgressHook | None, keep
     outcomes = []
     for index, run in enumerate(runs, start=1):
         event = RunEvent(index, len(runs), run.name, run_status(run), run.run_dir)
-        outcomes.append(execute_run(run, event, progress, keep))
+        outcomes.append(execute_run(run, event, progress, keep_checkpoints=keep))
     return outcomes
