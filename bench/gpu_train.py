@@ -129,8 +129,7 @@ def build_inputs(plan: GpuPlan, options: Options) -> Inputs:
     """nertool features and the example's tokenized rows of the same sentences."""
     from bench.hf_example import label_aligner
     from nertool.labels import LabelMap
-    from nertool.model.align import build_features, word_pieces
-    from nertool.model.build import train_tokenizer
+    from nertool.model import build_features, train_tokenizer, word_pieces
 
     source, source_name = data_source(options)
     sentences = cycled(load_split(source, "train"), plan.steps * plan.batch_size)
@@ -247,7 +246,7 @@ def run_trainer(model: Any, inputs: Inputs, plan: GpuPlan, device: str, folder: 
 
 
 def run_loop(model: Any, inputs: Inputs, plan: GpuPlan, device: str, folder: Path) -> StepClock:
-    from nertool.model.batching import FeatureCollator
+    from nertool.model import FeatureCollator
     from nertool.train.loop import Loop, LoopSettings
 
     settings = LoopSettings(

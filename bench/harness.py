@@ -55,7 +55,7 @@ def data_source(options: Options) -> tuple[str, str]:
 
 def load_split(source: str, split: str) -> list[Any]:
     """German sentences of one split (``nertool.data.readers.Sentence`` records)."""
-    from nertool.data.sources import load_corpus
+    from nertool.data import load_corpus
 
     corpus = load_corpus(source, [LANGUAGE], [split])
     return list(corpus.get(LANGUAGE, split) or [])

@@ -93,7 +93,7 @@ def bare_piece_words(tokenizer: Any, sentences: Sequence[Any]) -> list[set[int]]
     the piece after a bare ``▁``, so with ``first`` it reads such a word's label one piece later than
     the first subword, where training put the label.
     """
-    from nertool.model.align import word_pieces
+    from nertool.model import word_pieces
 
     bare = tokenizer.convert_tokens_to_ids("▁")
     pieces = word_pieces(tokenizer, [s.tokens for s in sentences])
@@ -129,7 +129,7 @@ def first_subword_agreement(pipe_dir: str, sentences: Sequence[Any], tagged: Seq
     """
     from transformers import pipeline
 
-    from nertool.model.align import word_pieces
+    from nertool.model import word_pieces
 
     pipe = pipeline(
         "token-classification",
@@ -164,7 +164,7 @@ def first_subword_agreement(pipe_dir: str, sentences: Sequence[Any], tagged: Seq
 
 
 def test_f1(gold: Sequence[Any], predicted: Sequence[Sequence[str]]) -> float:
-    from nertool.evaluate.scores import score_block
+    from nertool.evaluate import score_block
 
     return float(score_block([s.tags for s in gold], predicted[: len(gold)])["f1"])
 
@@ -203,8 +203,7 @@ def time_pipeline(tagger: Any, texts: Sequence[str]) -> tuple[float, float, list
 
 
 def time_tagger(run_dir: str, sentences: Sequence[Any], quantized: bool) -> tuple[float, float, list[Any]]:
-    from nertool.predict.readers import unit_from_tokens
-    from nertool.predict.tagger import Tagger
+    from nertool.predict import Tagger, unit_from_tokens
 
     tagger = Tagger.load(run_dir, device="cpu", quantized=quantized)
     tagger.tag_units([unit_from_tokens(s.tokens, "warmup", i + 1) for i, s in enumerate(sentences[:64])])
@@ -226,7 +225,7 @@ def tag_quality(
     q_tagged: Sequence[Any],
 ) -> dict[str, Any]:
     """Tag agreement with the pipeline (word level and first-subword level) and test F1 of all three."""
-    from nertool.model.build import load_tokenizer
+    from nertool.model import load_tokenizer
 
     bare = bare_piece_words(load_tokenizer(str(run_dir)), sentences)
     base_tags = [pipeline_tags(g, t.unit.starts, t.unit.ends) for g, t in zip(groups, tagged, strict=True)]

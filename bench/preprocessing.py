@@ -1,7 +1,7 @@
 """Preprocessing: nertool's alignment against the transformers example's ``tokenize_and_align_labels``.
 
 Baseline: ``datasets.Dataset.map(tokenize_and_align_labels, batched=True)`` over a Dataset with
-the hub's WikiANN columns (built outside the timing). nertool: ``workflows.encode_training``, i.e.
+the hub's WikiANN columns (built outside the timing). nertool: ``model.encode`` (the one feature encoder), i.e.
 ``align.word_pieces`` + ``align.build_features`` with labels (first-subword strategy), starting from
 the same sentences. Quality: on every sentence that fits one window, both give the same subword
 ids and the same label sequence.
@@ -55,8 +55,7 @@ def agreement(encoded: Any, features: Sequence[Any], n_sentences: int) -> dict[s
 def run(options: Options) -> dict[str, Any]:
     from bench.hf_example import raw_dataset, tokenized_dataset
     from nertool.labels import LabelMap
-    from nertool.model.build import train_tokenizer
-    from nertool.workflows.train import encode_training
+    from nertool.model import encode, flatten, train_tokenizer
 
     n, repeats = sizes(options)
     source, source_name = data_source(options)
@@ -67,7 +66,7 @@ def run(options: Options) -> dict[str, Any]:
 
     base, ours = alternate(
         lambda: tokenized_dataset(dataset, tokenizer, MAX_LENGTH),
-        lambda: encode_training(tokenizer, sentences, label_map, max_length=MAX_LENGTH, strategy="first"),
+        lambda: flatten(encode(sentences, tokenizer, max_length=MAX_LENGTH, labels=label_map)),
         repeats,
     )
     rows = [
@@ -90,6 +89,6 @@ def run(options: Options) -> dict[str, Any]:
     }
     names = (
         "datasets.Dataset.map(tokenize_and_align_labels, batched=True) (transformers example)",
-        "nertool.workflows.train.encode_training (align.word_pieces + align.build_features, labels)",
+        "nertool.model.encode (align.word_pieces + align.build_features, labels)",
     )
     return make_record(SCENARIO, options, rows, quality, settings, names)

@@ -149,7 +149,7 @@ def train_with_trainer(model: Any, tokenizer: Any, dataset: Any, plan: Plan, fol
 
 def train_with_loop(model: Any, features: Sequence[Any], plan: Plan, folder: Path) -> Side:
     """The nertool ``Loop`` with the same settings (length-grouped batches, its default)."""
-    from nertool.model.batching import FeatureCollator
+    from nertool.model import FeatureCollator
     from nertool.train.loop import Loop, LoopSettings
 
     settings = LoopSettings(
@@ -189,8 +189,8 @@ def fresh_copy(model: Any, initial: dict[str, Any]) -> Any:
 
 
 def dev_f1(model: Any, tokenizer: Any, label_map: Any, dev: Sequence[Any]) -> float:
-    from nertool.evaluate.scores import score_block
-    from nertool.model.inference import predict_sentences, tags_of
+    from nertool.evaluate import score_block
+    from nertool.model import predict_sentences, tags_of
 
     predictions = predict_sentences(model, tokenizer, [s.tokens for s in dev])
     return float(score_block([s.tags for s in dev], [tags_of(p, label_map.names) for p in predictions])["f1"])

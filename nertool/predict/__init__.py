@@ -5,16 +5,20 @@
 ``from nertool.predict import Tagger`` imports torch only when ``Tagger`` is asked for.
 """
 
-from __future__ import annotations
+from nertool._lazy import exports
 
-from typing import Any
-
-__all__ = ["Tagger", "predict_files"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from nertool.predict import tagger
-
-        return getattr(tagger, name)
-    raise AttributeError(f"module 'nertool.predict' has no attribute {name!r}")
+__all__, __getattr__ = exports(
+    __name__,
+    {
+        "Tagger": "tagger",
+        "predict_files": "tagger",
+        "Unit": "readers",
+        "Entity": "readers",
+        "TaggedUnit": "readers",
+        "unit_from_text": "readers",
+        "unit_from_tokens": "readers",
+        "iter_units": "readers",
+        "open_writer": "writers",
+        "split_words": "textsplit",
+    },
+)
