@@ -1,7 +1,7 @@
 """Preprocessing: nertool's alignment against the transformers example's ``tokenize_and_align_labels``.
 
 Baseline: ``datasets.Dataset.map(tokenize_and_align_labels, batched=True)`` over a Dataset with
-the hub's WikiANN columns (built outside the timing). nertool: ``model.encode`` (the one feature encoder), i.e.
+the hub's WikiANN columns (built outside the timing). nertool: ``model.encode`` (the one encoder), i.e.
 ``align.word_pieces`` + ``align.build_features`` with labels (first-subword strategy), starting from
 the same sentences. Quality: on every sentence that fits one window, both give the same subword
 ids and the same label sequence.
