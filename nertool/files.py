@@ -184,16 +184,33 @@ def output_error(error: OSError, path: str | Path) -> DataError:
     return DataError(f"cannot write: {reason}; {advice}", path)
 
 
-def output_folder(folder: Path) -> Path:
-    """Create ``folder`` (and parents) for outputs, or say in one line why it cannot be one."""
+def output_folder(folder: Path, *, create: bool = True) -> Path:
+    """Create ``folder`` (and parents) for outputs, or say in one line why it cannot be one.
+
+    With ``create=False`` nothing is created: the folder, or its nearest existing parent, must be a
+    writable folder (a check before long work, when a later failure must leave nothing behind).
+    """
     if folder.exists() and not folder.is_dir():
         raise DataError("is a file, not a folder; give a folder for the output", folder)
+    if not create:
+        return _check_creatable(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise output_error(error, folder) from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise DataError("cannot write into this folder: permission denied; choose another one", folder)
+    return folder
+
+
+def _check_creatable(folder: Path) -> Path:
+    parent = folder
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DataError(f"cannot be a folder: {parent} is a file; give a folder for the output", folder)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(f"cannot be created in {parent}: permission denied; choose another one", folder)
     return folder
 
 

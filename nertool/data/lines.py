@@ -45,9 +45,15 @@ Describe = Callable[[BadBytes], str]
 
 def describe_for_resave(bad: BadBytes) -> str:
     """The message for training data: there is no ``--encoding`` option, the file must be UTF-8."""
+    name = _display_name(bad.encoding)
     if bad.at_end:
-        return f"the file ends inside a {bad.encoding} character ({bad.reason}); re-save it"
-    return f"invalid {bad.encoding} at byte {bad.offset} ({bad.reason}); re-save the file as UTF-8"
+        return f"the file ends inside a {name} character ({bad.reason}); re-save it"
+    return f"invalid {name} at byte {bad.offset} ({bad.reason}); re-save the file as UTF-8"
+
+
+def _display_name(encoding: str) -> str:
+    """``UTF-8`` however the codec was spelled (``utf-8``, ``utf8``, ``UTF_8``); others as given."""
+    return "UTF-8" if encoding.lower().replace("-", "").replace("_", "") == "utf8" else encoding
 
 
 def open_binary(path: str | Path) -> BinaryIO:

@@ -416,7 +416,7 @@ def evaluate_model(
     """
     options = options or ReportOptions()
     if report_dir is not None:
-        output_folder(report_dir)  # a file or unwritable path fails now, not after scoring
+        output_folder(report_dir, create=False)  # a file or unwritable path fails now, not after scoring
     model, tokenizer, label_map = load_trained(model_dir)
     source = resolve_source(spec)
     corpus = load_corpus(source, languages, splits, file_format=file_format, strict_tags=strict_tags)
