@@ -266,30 +266,14 @@ def train_run(
     track_test: bool = False,
 ) -> RunResult:
     """Fine-tune on the recipe's data, keep the best dev model, score it, write the run folder."""
-    from accelerate.utils import set_seed
-
     run_dir.mkdir(parents=True, exist_ok=True)
     data = load_training_data(recipe)
     settings = loop_settings(recipe, seed)
     accelerator = make_accelerator(settings)
-    tokenizer = checkpoint_tokenizer(
-        recipe.model,
-        tokenizer_texts(data.train),
-        run_dir / "checkpoint",
-        resume=resume,
-        accelerator=accelerator,
+    model, tokenizer = _run_model(
+        recipe, data, run_dir, resume=resume, accelerator=accelerator, seed=settings.seed
     )
-    set_seed(settings.seed)  # the new head (or scratch model) starts seeded
-    model, tokenizer = build_model(recipe, data.label_map, data.train, tokenizer=tokenizer)
-    max_length = min(recipe.model.max_length, model_max_length(model, tokenizer))
-    train_sentences = [s for sentences in data.train.values() for s in sentences]
-    features = encode_training(
-        tokenizer,
-        train_sentences,
-        data.label_map,
-        max_length=max_length,
-        strategy=recipe.model.label_strategy,
-    )
+    features = _run_features(recipe, data, model, tokenizer)
     hooks = LoopHooks(
         score=_dev_scorer(data, tokenizer, recipe, accelerator, track_test) if data.dev else None,
         on_best=_best_saver(tokenizer, run_dir, accelerator),
@@ -325,6 +309,35 @@ def _best_saver(tokenizer: Any, run_dir: Path, accelerator: Any) -> BestFn:
         save_run_model(model, tokenizer, run_dir, accelerator)
 
     return save
+
+
+def _run_model(
+    recipe: Recipe, data: TrainingData, run_dir: Path, *, resume: bool, accelerator: Any, seed: int
+) -> tuple[Any, Any]:
+    """(model, tokenizer) of a run: the checkpoint's tokenizer, and the model built under ``seed``."""
+    from accelerate.utils import set_seed
+
+    tokenizer = checkpoint_tokenizer(
+        recipe.model,
+        tokenizer_texts(data.train),
+        run_dir / "checkpoint",
+        resume=resume,
+        accelerator=accelerator,
+    )
+    set_seed(seed)  # the new head (or scratch model) starts seeded
+    return build_model(recipe, data.label_map, data.train, tokenizer=tokenizer)
+
+
+def _run_features(recipe: Recipe, data: TrainingData, model: Any, tokenizer: Any) -> list[Feature]:
+    """Every training sentence encoded, windows no longer than the recipe and the model allow."""
+    max_length = min(recipe.model.max_length, model_max_length(model, tokenizer))
+    return encode_training(
+        tokenizer,
+        [s for sentences in data.train.values() for s in sentences],
+        data.label_map,
+        max_length=max_length,
+        strategy=recipe.model.label_strategy,
+    )
 
 
 def final_metrics(
