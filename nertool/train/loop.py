@@ -45,6 +45,7 @@ from nertool.train.settings import LoopSettings, total_steps
 from nertool.train.state import LoopState, any_rank, restore_checkpoint, resume_state, save_checkpoint
 
 __all__ = [  # the reporters and settings are re-exported: ``from nertool.train.loop import ...`` works
+    "BestFn",
     "EvalSchedule",
     "Interrupted",
     "JsonlLogReporter",
@@ -53,6 +54,7 @@ __all__ = [  # the reporters and settings are re-exported: ``from nertool.train.
     "LoopSettings",
     "LoopState",
     "Reporter",
+    "ScoreFn",
     "SilentReporter",
     "evals_per_epoch",
     "every_n_batches",
