@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from nertool.cli.commands import app
 from nertool.config import PretrainConfig, build_recipe, load_recipe
 from nertool.errors import ConfigError, DataError
+from nertool.pretrain.collator import HELDOUT_EPOCH, IndexedBlock, MaskingCollator, MaskingSpec
 from nertool.pretrain.masking import IGNORE_INDEX
 from nertool.pretrain.packing import PackedBlock
 from nertool.pretrain.text import (
@@ -24,13 +25,11 @@ from nertool.pretrain.text import (
     read_text_sources,
     round_counts,
 )
-from nertool.train.loop import Interrupted, SilentReporter, total_steps
+from nertool.train.loop import Interrupted
+from nertool.train.reporters import SilentReporter
+from nertool.train.settings import total_steps
 from nertool.workflows.pretrain import (
-    HELDOUT_EPOCH,
-    IndexedBlock,
     MaskedOnlyHead,
-    MaskingCollator,
-    MaskingSpec,
     collation_workers,
     heldout_scorer,
     pretrain_run,

@@ -7,7 +7,7 @@ files; they never print (the CLI renders what they return) and never parse argv.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,30 +35,29 @@ from nertool.evaluate.split import (
     metrics_document,
     predictions_conll,
 )
-from nertool.files import output_folder, replace_folder, safe_child, write_json, write_text
+from nertool.files import output_folder, safe_child, write_json, write_text
 from nertool.labels import LabelMap
 from nertool.model.align import Feature
 from nertool.model.build import (
     freeze_embeddings,
     is_scratch,
-    load_tokenizer,
     load_trained,
-    save_model,
     scratch_classifier,
     scratch_size,
     token_classifier,
-    train_tokenizer,
 )
 from nertool.model.features import encode, flatten
 from nertool.model.inference import model_max_length
-from nertool.train.loop import (
-    JsonlLogReporter,
-    Loop,
-    LoopSettings,
-    Reporter,
-    SilentReporter,
-    make_accelerator,
-    restore_checkpoint,
+from nertool.train.loop import BestFn, Loop, LoopHooks, ScoreFn
+from nertool.train.reporters import Reporter
+from nertool.train.runtime import make_accelerator
+from nertool.train.settings import loop_settings
+from nertool.workflows.runs import (
+    build_tokenizer,
+    checkpoint_tokenizer,
+    run_log,
+    save_run_model,
+    write_run_inputs,
 )
 
 log = logging.getLogger("nertool")
@@ -165,13 +164,9 @@ def _check_eval_labels(label_map: LabelMap, splits: dict[str, list[Sentence]], c
 # ------------------------------------------------------------------ model and features
 
 
-def build_tokenizer(recipe: Recipe, train: dict[str, list[Sentence]]) -> Any:
-    """The run's tokenizer: a Unigram one trained on the training text, or the model's own."""
-    spec = recipe.model
-    if is_scratch(spec.name):
-        texts = (" ".join(s.tokens) for sentences in train.values() for s in sentences)
-        return train_tokenizer(texts, min(spec.vocab_size, scratch_size(spec.name).vocab))
-    return load_tokenizer(spec.name, spec.revision, spec.trust_remote_code)
+def tokenizer_texts(train: dict[str, list[Sentence]]) -> Iterator[str]:
+    """The text a scratch tokenizer is trained on: every training sentence, words joined by spaces."""
+    return (" ".join(s.tokens) for sentences in train.values() for s in sentences)
 
 
 def build_model(
@@ -179,7 +174,7 @@ def build_model(
 ) -> tuple[Any, Any]:
     """(model, tokenizer): a scratch model sized to the tokenizer, or a loaded one with a new head."""
     spec = recipe.model
-    tokenizer = tokenizer if tokenizer is not None else build_tokenizer(recipe, train)
+    tokenizer = tokenizer if tokenizer is not None else build_tokenizer(spec, tokenizer_texts(train))
     if is_scratch(spec.name):
         model = scratch_classifier(
             scratch_size(spec.name), len(tokenizer), spec.max_length, label_map=label_map
@@ -193,44 +188,12 @@ def build_model(
     return model, tokenizer
 
 
-def run_tokenizer(recipe: Recipe, data: TrainingData, folder: Path, *, resume: bool, accelerator: Any) -> Any:
-    """One tokenizer for every process and for a resumed run: built once, saved, loaded by all.
-
-    Unigram training is not bit-for-bit repeatable, so a resumed scratch run (or a second
-    process) must read the vocabulary its checkpoint was trained with, not train a new one.
-    """
-    if not (resume and (folder / "tokenizer.json").is_file()) and accelerator.is_main_process:
-        build_tokenizer(recipe, data.train).save_pretrained(folder)
-    accelerator.wait_for_everyone()
-    return load_tokenizer(str(folder), trust_remote_code=recipe.model.trust_remote_code)
-
-
 def encode_training(
     tokenizer: Any, sentences: Sequence[Sentence], label_map: LabelMap, *, max_length: int, strategy: str
 ) -> list[Feature]:
     """Labelled features (windows) of every training sentence, in one flat list."""
     grouped = encode(sentences, tokenizer, max_length=max_length, labels=label_map, strategy=strategy)  # type: ignore[arg-type]
     return flatten(grouped)
-
-
-def loop_settings(recipe: Recipe, seed: int | None = None) -> LoopSettings:
-    t = recipe.train
-    return LoopSettings(
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        learning_rate=t.learning_rate,
-        weight_decay=t.weight_decay,
-        warmup_ratio=t.warmup_ratio,
-        gradient_accumulation_steps=t.gradient_accumulation_steps,
-        max_grad_norm=t.max_grad_norm,
-        mixed_precision=t.mixed_precision,
-        group_by_length=t.group_by_length,
-        evals_per_epoch=t.evals_per_epoch,
-        log_every=t.log_every,
-        early_stopping_patience=t.early_stopping_patience,
-        max_nonfinite_steps=t.max_nonfinite_steps,
-        seed=recipe.seed if seed is None else seed,
-    )
 
 
 # ------------------------------------------------------------------ train
@@ -247,7 +210,7 @@ class RunResult:
 
 def _dev_scorer(
     data: TrainingData, tokenizer: Any, recipe: Recipe, accelerator: Any, track_test: bool = False
-) -> Any:
+) -> ScoreFn:
     """The callback the loop calls after each epoch: dev F1 per language and the selection score.
 
     With ``track_test`` each evaluation also records the test F1 of every language (unrounded), so a
@@ -293,17 +256,6 @@ def _test_f1(model: Any, data: TrainingData, tokenizer: Any, accelerator: Any) -
     }
 
 
-def _best_saver(tokenizer: Any, run_dir: Path, accelerator: Any) -> Any:
-    def save(model: Any) -> None:
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            tmp = run_dir / ".model.partial"
-            save_model(model, tokenizer, tmp)
-            replace_folder(tmp, run_dir / "model")
-
-    return save
-
-
 def train_run(
     recipe: Recipe,
     run_dir: Path,
@@ -314,36 +266,28 @@ def train_run(
     track_test: bool = False,
 ) -> RunResult:
     """Fine-tune on the recipe's data, keep the best dev model, score it, write the run folder."""
-    from accelerate.utils import set_seed
-
     run_dir.mkdir(parents=True, exist_ok=True)
     data = load_training_data(recipe)
     settings = loop_settings(recipe, seed)
     accelerator = make_accelerator(settings)
-    if resume:  # undo a swap cut short and check the checkpoint before its tokenizer is read
-        restore_checkpoint(run_dir / "checkpoint", accelerator)
-    tokenizer = run_tokenizer(
-        recipe, data, run_dir / "checkpoint" / "tokenizer", resume=resume, accelerator=accelerator
+    model, tokenizer = _run_model(
+        recipe, data, run_dir, resume=resume, accelerator=accelerator, seed=settings.seed
     )
-    set_seed(settings.seed)  # the new head (or scratch model) starts seeded
-    model, tokenizer = build_model(recipe, data.label_map, data.train, tokenizer=tokenizer)
-    max_length = min(recipe.model.max_length, model_max_length(model, tokenizer))
-    train_sentences = [s for sentences in data.train.values() for s in sentences]
-    features = encode_training(
-        tokenizer,
-        train_sentences,
-        data.label_map,
-        max_length=max_length,
-        strategy=recipe.model.label_strategy,
+    features = _run_features(recipe, data, model, tokenizer)
+    hooks = LoopHooks(
+        score=_dev_scorer(data, tokenizer, recipe, accelerator, track_test) if data.dev else None,
+        on_best=_best_saver(tokenizer, run_dir, accelerator),
     )
-    loop = Loop(model, features, settings, run_dir / "checkpoint", reporter=None, accelerator=accelerator)
-    main = accelerator.is_main_process
-    loop.reporter = JsonlLogReporter(run_dir / "train_log.jsonl", reporter or SilentReporter(), main)
-    loop.score = _dev_scorer(data, tokenizer, recipe, accelerator, track_test) if data.dev else None
-    loop.on_best = _best_saver(tokenizer, run_dir, accelerator)
-    if main:
-        write_text(run_dir / "config.toml", dump_recipe(recipe))
-        write_json(run_dir / "data_manifest.json", data.manifest)
+    loop = Loop(
+        model,
+        features,
+        settings,
+        run_dir / "checkpoint",
+        hooks=hooks,
+        reporter=run_log(run_dir, reporter, accelerator),
+        accelerator=accelerator,
+    )
+    write_run_inputs(run_dir, recipe, data.manifest, accelerator)
     loop.resume_or_restart(resume, run_dir / "train_log.jsonl")
     state = loop.run()
     metrics = final_metrics(
@@ -353,9 +297,47 @@ def train_run(
         best_step=state.best_step,
         trust_remote_code=recipe.model.trust_remote_code,
     )
-    if main:
+    if accelerator.is_main_process:
         write_json(run_dir / "metrics.json", metrics)
     return RunResult(run_dir, metrics, state.history)
+
+
+def _best_saver(tokenizer: Any, run_dir: Path, accelerator: Any) -> BestFn:
+    """The loop's ``on_best``: the best dev model so far becomes ``model/``."""
+
+    def save(model: Any) -> None:
+        save_run_model(model, tokenizer, run_dir, accelerator)
+
+    return save
+
+
+def _run_model(
+    recipe: Recipe, data: TrainingData, run_dir: Path, *, resume: bool, accelerator: Any, seed: int
+) -> tuple[Any, Any]:
+    """(model, tokenizer) of a run: the checkpoint's tokenizer, and the model built under ``seed``."""
+    from accelerate.utils import set_seed
+
+    tokenizer = checkpoint_tokenizer(
+        recipe.model,
+        tokenizer_texts(data.train),
+        run_dir / "checkpoint",
+        resume=resume,
+        accelerator=accelerator,
+    )
+    set_seed(seed)  # the new head (or scratch model) starts seeded
+    return build_model(recipe, data.label_map, data.train, tokenizer=tokenizer)
+
+
+def _run_features(recipe: Recipe, data: TrainingData, model: Any, tokenizer: Any) -> list[Feature]:
+    """Every training sentence encoded, windows no longer than the recipe and the model allow."""
+    max_length = min(recipe.model.max_length, model_max_length(model, tokenizer))
+    return encode_training(
+        tokenizer,
+        [s for sentences in data.train.values() for s in sentences],
+        data.label_map,
+        max_length=max_length,
+        strategy=recipe.model.label_strategy,
+    )
 
 
 def final_metrics(
@@ -519,15 +501,13 @@ def train_seeds(
 ) -> RunResult:
     """One full run per ``train.seeds`` entry in ``seed-<s>/``; the top-level metrics are mean and std.
 
-    The seed is set before each run, since the model is initialised before the loop seeds itself:
-    so a seed fixes both the initial weights and the batch order (the data sample stays the recipe's).
+    ``train_run`` seeds the initial weights and the loop the batch order with the run's seed, so a
+    seed fixes both (the data sample stays the recipe's).
     """
     from accelerate import PartialState
-    from accelerate.utils import set_seed
 
     per_seed = {}
     for seed in dict.fromkeys(recipe.train.seeds):
-        set_seed(seed)
         per_seed[seed] = train_run(
             recipe, run_dir / f"seed-{seed}", resume, reporter=reporter, seed=seed
         ).metrics

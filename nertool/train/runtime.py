@@ -1,0 +1,84 @@
+"""The process side of a training run: the accelerator, stop signals, the clock and the test hooks.
+
+Kept apart from the loop so that the loop reads as the canonical Accelerate sequence; everything
+here is either a small pure function or inert unless a test sets its environment variable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nertool.train.settings import LoopSettings
+
+
+class NanInjection:
+    """Test hook: ``NERTOOL_TEST_NAN_RANK=<r>`` and ``NERTOOL_TEST_NAN_STEP=<s>`` make process r's loss
+    non-finite once, at optimizer step s, to check that every process skips that step together.
+    Inert unless both variables are set."""
+
+    def __init__(self, rank: int):
+        wanted_rank, step = os.environ.get("NERTOOL_TEST_NAN_RANK"), os.environ.get("NERTOOL_TEST_NAN_STEP")
+        active = wanted_rank is not None and step is not None and int(wanted_rank) == rank
+        self.step: int | None = int(step) if active and step is not None else None
+
+    def apply(self, loss: torch.Tensor, step: int) -> torch.Tensor:
+        if self.step is None or step != self.step:
+            return loss
+        self.step = None
+        return loss * float("nan")
+
+
+def write_weight_fingerprint(model: Any, rank: int) -> None:
+    """Test hook: with ``NERTOOL_TEST_WEIGHTS_OUT=<folder>`` each process writes the sha256 of its
+    weights to ``rank-<i>.sha256`` there, so a test can see that all processes ended equal."""
+    folder = os.environ.get("NERTOOL_TEST_WEIGHTS_OUT")
+    if not folder:
+        return
+    sha = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        sha.update(name.encode())
+        sha.update(tensor.detach().float().cpu().numpy().tobytes())
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / f"rank-{rank}.sha256").write_text(sha.hexdigest())
+
+
+def make_accelerator(settings: LoopSettings) -> Any:
+    from accelerate import Accelerator
+
+    precision = settings.mixed_precision if torch.cuda.is_available() else "no"
+    return Accelerator(
+        mixed_precision=precision,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        cpu=not torch.cuda.is_available(),
+    )
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM/SIGINT, so the loop can save before it stops (main thread only)."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: event.set())
+    try:
+        yield event
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def time_is_up(started: float, now: float, limit: float | None) -> bool:
+    """Past ``limit`` seconds between ``started`` and ``now`` (never without a limit)."""
+    return limit is not None and now - started > limit
