@@ -8,13 +8,15 @@ arguments, calls one of these by keyword and renders what comes back.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nertool.config import Recipe, load_recipe
 from nertool.run_folder import claim_run_folder
-from nertool.train.loop import Reporter
-from nertool.transfer.report import TransferResult, summary_notes, summary_rows
-from nertool.workflows.train import RunResult, train_run, train_seeds
+
+if TYPE_CHECKING:  # the workflows import torch: loaded when a job runs, not when the CLI starts
+    from nertool.train.loop import Reporter
+    from nertool.transfer.report import TransferResult
+    from nertool.workflows.train import RunResult
 
 DEMO_RECIPE = Path(__file__).resolve().parents[1] / "resources" / "demo.toml"
 
@@ -28,6 +30,8 @@ def train_job(
     reporter: Reporter | None = None,
 ) -> RunResult:
     """One run, or one per ``train.seeds`` entry, in a claimed ``run_dir``."""
+    from nertool.workflows.train import train_run, train_seeds
+
     with claim_run_folder(run_dir, "train", resume=resume, overwrite=overwrite):
         if recipe.train.seeds:
             return train_seeds(recipe, run_dir, resume=resume, reporter=reporter)
@@ -51,6 +55,8 @@ def transfer_job(
 
 def transfer_summary(result: TransferResult) -> tuple[list[dict[str, Any]], list[str]]:
     """The headline table as rows, and the notes printed under it."""
+    from nertool.transfer.report import summary_notes, summary_rows
+
     return summary_rows(result.table), summary_notes(result)
 
 
@@ -71,4 +77,6 @@ def pretrain_job(
 
 def demo_job(output: Path, *, reporter: Reporter | None = None) -> RunResult:
     """scratch:tiny trained on the bundled German sample, scored on de/fr/it/en."""
+    from nertool.workflows.train import train_run
+
     return train_run(load_recipe(DEMO_RECIPE), output, reporter=reporter)
