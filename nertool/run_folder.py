@@ -120,7 +120,12 @@ class RunFolder:
 
     def seed(self, seed: int) -> RunFolder:
         """The folder of one seed's run in a multi-seed run."""
-        return RunFolder(self.root / f"seed-{seed}")
+        return RunFolder(self.root / seed_folder(seed))
+
+
+def seed_folder(seed: int) -> str:
+    """The name of one seed's run folder inside a multi-seed run (``seed-<n>``)."""
+    return f"seed-{seed}"
 
 
 @contextmanager
