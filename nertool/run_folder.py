@@ -1,4 +1,5 @@
-"""One process per run folder, and no run written over another one (or over someone's files).
+"""A run folder's layout (``RunFolder``: every path in one place), one process per folder, and
+no run written over another one (or over someone's files).
 
 ``claim_run_folder`` is what ``train``, ``pretrain`` and ``transfer`` hold while they write a folder:
 
@@ -25,6 +26,7 @@ import shutil
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from nertool.errors import ConfigError, NertoolError
@@ -32,19 +34,98 @@ from nertool.files import output_folder
 
 log = logging.getLogger("nertool")
 
+MODEL = "model"
+CONFIG = "config.toml"
+METRICS = "metrics.json"
+TRAIN_LOG = "train_log.jsonl"
+DATA_MANIFEST = "data_manifest.json"
+CHECKPOINT = "checkpoint"
 LOCK = ".lock"
-_RUN = {"config.toml", "data_manifest.json", "train_log.jsonl", "metrics.json", "model", "checkpoint"}
-_TRANSFER = {"config.toml", "runs", "curve", "curve.json", "curve.png"} | {
+PREDICTIONS = "predictions"
+REPORT = "report.md"
+TRANSFER_RUNS, TRANSFER_CURVE = "runs", "curve"
+_RUN = {CONFIG, DATA_MANIFEST, TRAIN_LOG, METRICS, MODEL, CHECKPOINT}
+_TRANSFER = {CONFIG, TRANSFER_RUNS, TRANSFER_CURVE, "curve.json", "curve.png"} | {
     f"transfer.{ext}" for ext in ("json", "md", "csv", "png")
 }
 NERTOOL_FILES = {"train": _RUN, "pretrain": _RUN, "transfer": _TRANSFER}
-FINISHED = ("metrics.json", "model")
+FINISHED = (METRICS, MODEL)
 _TEMPORARY = re.compile(r"\..+\.(part|partial|old)|\..+\.partial\.png|\.model\.(partial|old)")
 _SEED = re.compile(r"seed-\d+")
 
 
 class RunFolderError(NertoolError):
     """The run folder is busy, holds another run, or holds files that are not nertool's."""
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """Where a run keeps each of its files: the one place their names are spelled.
+
+    A train or pretrain run writes ``config.toml``, ``data_manifest.json``, ``train_log.jsonl``,
+    ``checkpoint/`` while it trains, then ``model/`` and (train) ``metrics.json``; an evaluation
+    report folder holds ``metrics.json``, ``predictions/`` and ``report.md``.
+    """
+
+    root: Path
+
+    @property
+    def model(self) -> Path:
+        return self.root / MODEL
+
+    @property
+    def model_partial(self) -> Path:
+        """Where the best model is saved before it replaces ``model/`` in one rename."""
+        return self.root / f".{MODEL}.partial"
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS
+
+    @property
+    def train_log(self) -> Path:
+        return self.root / TRAIN_LOG
+
+    @property
+    def data_manifest(self) -> Path:
+        return self.root / DATA_MANIFEST
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / CHECKPOINT
+
+    @property
+    def checkpoint_tokenizer(self) -> Path:
+        return self.checkpoint / "tokenizer"
+
+    @property
+    def loop_state(self) -> Path:
+        return self.checkpoint / "loop_state.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / PREDICTIONS
+
+    @property
+    def report(self) -> Path:
+        return self.root / REPORT
+
+    def seed(self, seed: int) -> RunFolder:
+        """The folder of one seed's run in a multi-seed run."""
+        return RunFolder(self.root / seed_folder(seed))
+
+
+def seed_folder(seed: int) -> str:
+    """The name of one seed's run folder inside a multi-seed run (``seed-<n>``)."""
+    return f"seed-{seed}"
 
 
 @contextmanager
@@ -76,7 +157,7 @@ def is_main_process() -> bool:
 
 def take_lock(run_dir: Path) -> Path:
     """Create ``run_dir/.lock`` for this process; a live holder is an error, a dead one is replaced."""
-    path = run_dir / LOCK
+    path = RunFolder(run_dir).lock
     for _ in range(2):
         try:
             handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -168,7 +249,7 @@ def is_nertool_file(name: str, kind: str) -> bool:
 
 def holds_finished_run(run_dir: Path) -> bool:
     """A kept model or metrics, at the top or in a ``seed-<n>/`` run of a multi-seed run."""
-    folders = [run_dir, *(p for p in run_dir.glob("seed-*") if p.is_dir())]
+    folders = [run_dir, *(p for p in run_dir.glob("seed-*") if p.is_dir())]  # RunFolder.seed
     return any((folder / name).exists() for folder in folders for name in FINISHED)
 
 

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from nertool.cli.commands import app
 from nertool.config import build_recipe
 from nertool.data.readers import Sentence
-from nertool.evaluate.losses import IGNORED, label_strategy_of, subword_losses
+from nertool.evaluate.losses import IGNORED, subword_losses
 from nertool.evaluate.report import (
     ReportOptions,
     comparison_document,
@@ -33,7 +33,9 @@ from nertool.evaluate.report import (
 from nertool.model.align import build_features, word_pieces
 from nertool.model.batching import collate
 from nertool.model.build import load_trained
-from nertool.workflows.train import evaluate_model, train_run
+from nertool.records import read_label_strategy
+from nertool.workflows.evaluate import evaluate_model
+from nertool.workflows.train import train_run
 
 runner = CliRunner()
 LANGUAGES = ("de", "fr")
@@ -261,12 +263,12 @@ def test_a_sentence_longer_than_the_model_keeps_every_subword_once(run_dir):
 
 
 def test_label_strategy_is_read_from_the_run_config(tmp_path, run_dir):
-    assert label_strategy_of(run_dir) == "first"
-    assert label_strategy_of(tmp_path) == "first"
+    assert read_label_strategy(run_dir) == "first"
+    assert read_label_strategy(tmp_path) == "first"
     (tmp_path / "model").mkdir()
     (tmp_path / "config.toml").write_text('[model]\nlabel_strategy = "all"\n')
-    assert label_strategy_of(tmp_path) == "all"
-    assert label_strategy_of(tmp_path / "model") == "all"
+    assert read_label_strategy(tmp_path) == "all"
+    assert read_label_strategy(tmp_path / "model") == "all"
 
 
 def test_cli_evaluate_without_report_or_errors_still_writes_metrics(run_dir, tmp_path):

@@ -28,7 +28,8 @@ from nertool.config import build_recipe
 from nertool.errors import DataError
 from nertool.files import safe_child, write_text
 from nertool.run_folder import LOCK, claim_run_folder
-from nertool.workflows.train import SAMPLE_DIR, train_run, write_evaluation_report
+from nertool.workflows.evaluate import write_evaluation_report
+from nertool.workflows.train import SAMPLE_DIR, train_run
 
 runner = CliRunner()
 

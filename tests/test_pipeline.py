@@ -13,7 +13,8 @@ from nertool.cli.commands import app
 from nertool.config import build_recipe, load_recipe
 from nertool.model.build import load_trained
 from nertool.model.inference import predict_sentences, tags_of
-from nertool.workflows.train import SAMPLE_DIR, evaluate_model, load_training_data, train_run
+from nertool.workflows.evaluate import evaluate_model
+from nertool.workflows.train import SAMPLE_DIR, load_training_data, train_run
 
 runner = CliRunner()
 

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from nertool.cli.commands import app
 from nertool.config import build_recipe
 from nertool.predict.tagger import Tagger
-from nertool.workflows.train import SAMPLE_DIR, evaluate_model, train_run
+from nertool.workflows.evaluate import evaluate_model
+from nertool.workflows.train import SAMPLE_DIR, train_run
 
 runner = CliRunner()
 

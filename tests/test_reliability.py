@@ -14,7 +14,8 @@ import pytest
 from safetensors.torch import load_file
 
 from nertool.config import load_recipe
-from nertool.workflows.train import SAMPLE_DIR, evaluate_model, train_run
+from nertool.workflows.evaluate import evaluate_model
+from nertool.workflows.train import SAMPLE_DIR, train_run
 
 RECIPE = """
 seed = 11

@@ -1,4 +1,4 @@
-"""The ``nertool`` command line (``commands``) and its terminal rendering (``render``)."""
+"""The ``nertool`` command line: ``commands``, their ``options``, the error ``boundary``, ``render``."""
 
 from nertool.cli.commands import app, main
 

@@ -1,10 +1,10 @@
 """The ``nertool`` command line: Typer commands that parse, call a workflow, render its result.
 
-Each command is a thin layer over a plain function in ``workflows`` (which tests call
-directly). Heavy libraries (torch, transformers) are imported inside commands, so
-``nertool --help`` is instant.
+Each command parses its arguments, calls one function in ``workflows`` by keyword (which tests
+call directly, or replace by a stub), and hands the result to ``render``. Heavy libraries
+(torch, transformers) are imported inside commands, so ``nertool --help`` is instant.
 
-Exit codes and the one error boundary (``_errors``):
+Exit codes and the one error boundary (``boundary.errors``; option checks in ``options``):
 
 - 2: a usage error, found while parsing, before any work starts: an unknown ``--format``,
   ``--split``, ``--input-format``, ``--output-format`` or ``--text-mode`` (click choices), a
@@ -21,27 +21,36 @@ Exit codes and the one error boundary (``_errors``):
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
-import tomllib
 import typer
 
 from nertool import __version__
-from nertool.data.readers import FileFormat
-from nertool.data.sources import SPLITS
-from nertool.errors import NertoolError
-from nertool.langcode import LANGUAGE_RULE, is_language_code
-from nertool.predict.readers import InputFormat, TextMode
-from nertool.predict.writers import OutputFormat
+from nertool.cli import boundary
+from nertool.cli.options import (
+    FileFormatOption,
+    Languages,
+    OutDir,
+    Overrides,
+    Overwrite,
+    Resume,
+    check_device,
+    check_encoding,
+    check_languages,
+    check_split,
+    check_splits,
+    default_out,
+    is_stdout,
+    split_list,
+    transfer_out,
+    world_is_main,
+)
+from nertool.workflows.choices import InputFormat, OutputFormat, TextMode
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -51,17 +60,6 @@ app = typer.Typer(
 )
 data_app = typer.Typer(no_args_is_help=True, help="Look at data sources before training on them.")
 app.add_typer(data_app, name="data")
-
-Overrides = Annotated[
-    list[str] | None, typer.Option("--set", help="Override a recipe key: section.key=value (TOML value).")
-]
-OutDir = Annotated[
-    Path | None, typer.Option("-o", "--output", help="Output folder (default: runs/<recipe name>).")
-]
-Resume = Annotated[bool, typer.Option(help="Continue from the run folder's last checkpoint.")]
-Overwrite = Annotated[
-    bool, typer.Option(help="Start over in an output folder that holds a run: its nertool files are removed.")
-]
 
 
 def _version(value: bool) -> None:
@@ -82,186 +80,20 @@ def main_callback(
 
 
 def _setup_logging(level: int) -> None:
+    import os
+
+    from rich.console import Console
     from rich.logging import RichHandler
 
     logger = logging.getLogger("nertool")
-    logger.handlers = [RichHandler(show_time=False, show_path=False, console=_console(stderr=True))]
+    logger.handlers = [RichHandler(show_time=False, show_path=False, console=Console(stderr=True))]
     logger.setLevel(level)
     for noisy in ("transformers", "accelerate", "datasets"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    import os
-
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     if "transformers" in sys.modules:  # imported before the CLI ran (tests, embedding)
         sys.modules["transformers"].utils.logging.disable_progress_bar()
-
-
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=stderr)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """The one error boundary: every failure is one readable line (see the module docstring)."""
-    try:
-        yield
-    except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
-        raise
-    except NertoolError as error:
-        _fail(str(error))
-    except KeyboardInterrupt:
-        typer.echo("error: interrupted", err=True)
-        raise typer.Exit(130) from None
-    except Exception as error:
-        message = _leaked_message(error)
-        if message is None and os.environ.get("NERTOOL_DEBUG", "") not in ("", "0"):
-            raise
-        _fail(message or _internal_message(error))
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {' '.join(message.split())}", err=True)  # one line, whatever the message holds
-    raise typer.Exit(1) from None
-
-
-_OS_ADVICE = {
-    "EACCES": "check its permissions",
-    "EPERM": "check its permissions",
-    "ENOENT": "check the path",
-    "EISDIR": "it is a folder: name a file",
-    "ENOTDIR": "a part of the path is a file, not a folder: check the path",
-    "EEXIST": "it already exists: remove it or choose another path",
-    "ENOSPC": "the disk is full: free space or write somewhere else",
-    "EDQUOT": "the disk quota is used up: free space or write somewhere else",
-    "EROFS": "the file system is read-only: write somewhere else",
-    "ELOOP": "too many symbolic links: check the path",
-}
-
-
-def _leaked_message(error: Exception) -> str | None:
-    """The one-line message for a standard error that escaped the library, or None for a bug."""
-    if isinstance(error, OSError):
-        return _os_message(error)
-    if isinstance(error, json.JSONDecodeError):
-        return f"invalid JSON ({error.msg}, line {error.lineno} column {error.colno}); {_REWRITE}"
-    if isinstance(error, tomllib.TOMLDecodeError):
-        return f"invalid TOML ({error}); fix the file"
-    if isinstance(error, UnicodeDecodeError):
-        return f"a file is not valid {error.encoding} ({error.reason}); re-save it as UTF-8"
-    if type(error).__name__ == "SafetensorError":
-        return f"cannot read a safetensors file ({error}); {_REWRITE}"
-    if type(error).__name__ == "ValidationError" and type(error).__module__.startswith("pydantic"):
-        first = error.errors()[0]  # type: ignore[attr-defined]
-        where = ".".join(str(part) for part in first["loc"])
-        return f"invalid setting {where}: {first['msg']}; fix it"
-    if isinstance(error, MemoryError):
-        return "out of memory; use smaller batches (batch_size, --max-tokens) or less data"
-    if type(error).__name__ == "OutOfMemoryError":
-        return "out of GPU memory; use smaller batches (train.batch_size, --max-tokens) or a larger GPU"
-    return None
-
-
-_REWRITE = "the file is damaged or incomplete: rewrite it (rerun the command that made it)"
-
-
-def _os_message(error: OSError) -> str:
-    """``file: what; what to do`` from the error's filename, errno and text."""
-    import errno
-
-    name = errno.errorcode.get(error.errno or 0, "")
-    what = error.strerror or str(error)
-    advice = _OS_ADVICE.get(name, "check the path and permissions")
-    paths = [str(path) for path in (error.filename, error.filename2) if path is not None]
-    return f"{' -> '.join(paths)}: {what}; {advice}" if paths else f"{what}; {advice}"
-
-
-def _internal_message(error: Exception) -> str:
-    return (
-        f"internal error: {type(error).__name__}: {error} "
-        "(rerun with NERTOOL_DEBUG=1 for the traceback, and report it)"
-    )
-
-
-# ---------------------------------------------------------------- option checks (exit code 2)
-
-
-def _check_languages_option(value: str | None) -> str | None:
-    """``--languages``: a comma-separated list of language codes (a path would leave ``-o``)."""
-    for code in _split_list(value or ""):
-        if not is_language_code(code):
-            raise typer.BadParameter(f"{code!r} is not a language code ({LANGUAGE_RULE})")
-    return value
-
-
-def _check_splits_option(value: str) -> str:
-    for split in _split_list(value):
-        if split not in SPLITS:
-            raise typer.BadParameter(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    if not _split_list(value):
-        raise typer.BadParameter(f"name at least one split ({', '.join(SPLITS)})")
-    return value
-
-
-def _check_split_option(value: str) -> str:
-    if value not in SPLITS:
-        raise typer.BadParameter(f"unknown split {value!r}; use one of {', '.join(SPLITS)}")
-    return value
-
-
-def _check_encoding_option(value: str) -> str:
-    import codecs
-
-    try:
-        codecs.lookup(value)
-    except LookupError:
-        raise typer.BadParameter(f"unknown encoding {value!r}; use utf-8, latin-1, cp1252 ...") from None
-    return value
-
-
-_DEVICE = re.compile(r"(cpu|mps|cuda)(:(\d+))?")
-
-
-def _check_device_option(value: str | None) -> str | None:
-    """``--device``: a device this machine has, checked before a model is loaded."""
-    if value is None:
-        return None
-    match = _DEVICE.fullmatch(value)
-    if match is None:
-        raise typer.BadParameter(f"unknown device {value!r}; use cpu, cuda or cuda:N")
-    kind, index = match.group(1), int(match.group(3) or 0)
-    if kind == "cuda":
-        import torch
-
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise typer.BadParameter("no CUDA device is available on this machine; use --device cpu")
-        if index >= count:
-            raise typer.BadParameter(f"there is no {value} (this machine has {count} CUDA device(s))")
-    if kind == "mps":
-        import torch
-
-        if not torch.backends.mps.is_available():
-            raise typer.BadParameter("no MPS device is available on this machine; use --device cpu")
-    return value
-
-
-FileFormatOption = Annotated[FileFormat, typer.Option("--format", help="Input format.")]
-Languages = Annotated[
-    str, typer.Option(help="Comma-separated languages (default: all).", callback=_check_languages_option)
-]
-
-
-def _default_out(recipe: Path, out: Path | None, kind: str = "") -> Path:
-    return out if out is not None else Path("runs") / (recipe.stem + kind)
-
-
-def _world_is_main() -> bool:
-    import os
-
-    return os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
 
 
 @app.command()
@@ -275,21 +107,16 @@ def train(
     """Fine-tune a token-classification model; writes model/, metrics.json and logs to the run folder."""
     from nertool.cli import render
     from nertool.config import load_recipe
-    from nertool.run_folder import claim_run_folder
-    from nertool.workflows.train import train_run, train_seeds
+    from nertool.workflows import jobs
 
-    with _errors():
+    with boundary.errors():
         config = load_recipe(recipe, overrides or [])
-        run_dir = _default_out(recipe, output)
-        reporter = render.progress_reporter(_world_is_main())
-        with claim_run_folder(run_dir, "train", resume=resume, overwrite=overwrite):
-            if config.train.seeds:
-                result = train_seeds(config, run_dir, resume=resume, reporter=reporter)
-            else:
-                result = train_run(config, run_dir, resume=resume, reporter=reporter)
-        if _world_is_main() and config.train.seeds:
+        run_dir = default_out(recipe, output)
+        reporter = render.progress_reporter(world_is_main())
+        result = jobs.train_job(config, run_dir, resume=resume, overwrite=overwrite, reporter=reporter)
+        if world_is_main() and config.train.seeds:
             render.print_seed_metrics(result.metrics, title=f"{run_dir} — F1 over seeds {config.train.seeds}")
-        elif _world_is_main():
+        elif world_is_main():
             render.print_metrics(result.metrics, title=f"{run_dir} — test/validation F1")
 
 
@@ -305,11 +132,11 @@ def evaluate(
     languages: Annotated[
         str,
         typer.Option(
-            help="Comma-separated languages (default: all in the folder).", callback=_check_languages_option
+            help="Comma-separated languages (default: all in the folder).", callback=check_languages
         ),
     ] = "",
     split: Annotated[
-        str, typer.Option(help="Comma-separated splits to score.", callback=_check_splits_option)
+        str, typer.Option(help="Comma-separated splits to score.", callback=check_splits)
     ] = "test",
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Report folder (metrics.json, predictions/).")
@@ -331,28 +158,22 @@ def evaluate(
 ) -> None:
     """Score a trained model per language and split with seqeval (default, strict IOB2), and explain it."""
     from nertool.cli import render
-    from nertool.evaluate.report import ReportOptions
-    from nertool.workflows.train import evaluate_model
+    from nertool.workflows import evaluate as evaluation
 
-    with _errors():
-        options = ReportOptions(bootstrap=bootstrap, seed=seed, errors=errors, report=report)
-        result = evaluate_model(
+    with boundary.errors():
+        result = evaluation.evaluate_model(
             model,
             data,
-            _split_list(languages),
-            splits=_split_list(split),
+            split_list(languages),
+            splits=split_list(split),
             report_dir=output,
             file_format=file_format,
             strict_tags=strict_tags,
-            options=options,
+            options=evaluation.ReportOptions(bootstrap=bootstrap, seed=seed, errors=errors, report=report),
         )
-        render.print_metrics(result.metrics, title=f"{model} on {data}")
-        if output is not None and report:
-            render.console.print(f"report: {output / 'report.md'}")
-
-
-def _split_list(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
+        render.print_metrics(result.record, title=f"{model} on {data}")
+        if result.report is not None and report:
+            render.console.print(f"report: {result.report}")
 
 
 @data_app.command("inspect")
@@ -368,10 +189,11 @@ def data_inspect(
 ) -> None:
     """Counts per language and split: sentences, labels, entity types, share of O, subword alignment."""
     from nertool.cli import render
-    from nertool.workflows.inspection import inspect_source
+    from nertool.workflows import inspection
 
-    with _errors():
-        render.print_inspection(inspect_source(spec, _split_list(languages), model, file_format=file_format))
+    with boundary.errors():
+        report = inspection.inspect_source(spec, split_list(languages), model, file_format=file_format)
+        render.print_inspection(report)
 
 
 @app.command()
@@ -380,26 +202,11 @@ def demo(
 ) -> None:
     """Train scratch:tiny on the bundled German sample and score de/fr/it/en (offline, ~1 minute)."""
     from nertool.cli import render
-    from nertool.config import load_recipe
-    from nertool.workflows.train import train_run
+    from nertool.workflows import jobs
 
-    with _errors():
-        recipe = load_recipe(Path(__file__).resolve().parents[1] / "resources" / "demo.toml")
-        result = train_run(recipe, output, reporter=render.progress_reporter(True))
+    with boundary.errors():
+        result = jobs.demo_job(output, reporter=render.progress_reporter(True))
         render.print_metrics(result.metrics, title="demo: scratch:tiny trained on the German sample")
-
-
-def _is_stdout(output: str | None) -> bool:
-    """True when predictions go to standard output (``-``, none, or a path that is stdout itself)."""
-    import os
-
-    if output in (None, "-"):
-        return True
-    try:
-        here, there = os.stat(output), os.fstat(1)
-    except OSError:
-        return False
-    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 @app.command()
@@ -416,7 +223,7 @@ def predict(
     ] = "line",
     doc_per_file: Annotated[bool, typer.Option(help="Shortcut for --text-mode file.")] = False,
     encoding: Annotated[
-        str, typer.Option(help="Encoding of the input files.", callback=_check_encoding_option)
+        str, typer.Option(help="Encoding of the input files.", callback=check_encoding)
     ] = "utf-8",
     batch_size: Annotated[int, typer.Option(help="Most sentences in one batch.", min=1)] = 256,
     max_tokens: Annotated[
@@ -424,32 +231,30 @@ def predict(
     ] = 8192,
     device: Annotated[
         str | None,
-        typer.Option(help="cpu, cuda, cuda:1 ... (default: GPU if any).", callback=_check_device_option),
+        typer.Option(help="cpu, cuda, cuda:1 ... (default: GPU if any).", callback=check_device),
     ] = None,
     quantize: Annotated[bool, typer.Option(help="Dynamic int8 on CPU: ~2x faster, small F1 cost.")] = False,
 ) -> None:
     """Tag text, CoNLL or JSONL files; one output record per input line/sentence, in order."""
     from nertool.cli import render
-    from nertool.files import refuse_inputs_as_output
-    from nertool.predict.readers import expand_inputs
-    from nertool.predict.tagger import Tagger, predict_files
+    from nertool.workflows import predict as prediction
 
-    with _errors():
-        expand_inputs(inputs)  # a missing or repeated input fails before the model loads
-        refuse_inputs_as_output(inputs, output)  # before the model loads
-        tagger = Tagger.load(model, device, quantize, max_tokens, batch_size)
-        to_file = not _is_stdout(output)
-        with render.unit_progress(enabled=to_file) as advance:
-            summary = predict_files(
-                tagger,
-                inputs,
-                output,
-                input_format=input_format,
-                output_format=output_format,
-                text_mode="file" if doc_per_file else text_mode,
-                encoding=encoding,
-                on_chunk=advance,
-            )
+    with boundary.errors():
+        to_file = not is_stdout(output)
+        summary = prediction.predict_files(
+            model,
+            inputs,
+            output,
+            device=device,
+            quantize=quantize,
+            max_tokens=max_tokens,
+            batch_size=batch_size,
+            input_format=input_format,
+            output_format=output_format,
+            text_mode="file" if doc_per_file else text_mode,
+            encoding=encoding,
+            progress=partial(render.unit_progress, enabled=to_file),
+        )
         if to_file:
             render.console.print(f"{summary.units} units, {summary.entities} entities -> {summary.output}")
 
@@ -460,7 +265,7 @@ def compare(
     run_b: Annotated[str, typer.Argument(help="Run or model folder B.")],
     data: Annotated[str, typer.Option(help="Data SPEC both models are scored on (as for evaluate).")],
     languages: Languages = "",
-    split: Annotated[str, typer.Option(help="The split to score.", callback=_check_split_option)] = "test",
+    split: Annotated[str, typer.Option(help="The split to score.", callback=check_split)] = "test",
     bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples.", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="JSON file for the result.")] = None,
@@ -468,14 +273,14 @@ def compare(
 ) -> None:
     """Is A's F1 really different from B's? A paired bootstrap test per language on the same sentences."""
     from nertool.cli import render
-    from nertool.workflows.train import compare_models
+    from nertool.workflows import evaluate as evaluation
 
-    with _errors():
-        result = compare_models(
+    with boundary.errors():
+        result = evaluation.compare_models(
             run_a,
             run_b,
             data,
-            languages=_split_list(languages),
+            languages=split_list(languages),
             split=split,
             n=bootstrap,
             seed=seed,
@@ -496,19 +301,21 @@ def transfer(
     """Cross-lingual transfer: a model per training-language set, test F1 per language, sample-size curve."""
     from nertool.cli import render
     from nertool.config import load_recipe
-    from nertool.run_folder import claim_run_folder
-    from nertool.transfer.report import summary_notes, summary_rows
-    from nertool.workflows.transfer import run_transfer
+    from nertool.workflows import jobs
 
-    with _errors():
+    with boundary.errors():
         config = load_recipe(recipe, overrides or [])
-        progress = render.transfer_progress(_world_is_main())
-        out = _default_out(recipe, output, "" if recipe.stem.endswith("transfer") else "-transfer")
-        with claim_run_folder(out, "transfer", overwrite=overwrite):
-            result = run_transfer(config, out, progress, keep_checkpoints=keep_checkpoints)
-        if _world_is_main():
+        progress = render.transfer_progress(world_is_main())
+        result = jobs.transfer_job(
+            config,
+            transfer_out(recipe, output),
+            overwrite=overwrite,
+            keep_checkpoints=keep_checkpoints,
+            progress=progress,
+        )
+        if world_is_main():
             title = f"test F1, rows = training languages ({result.table.selection})"
-            render.print_transfer(title, summary_rows(result.table), summary_notes(result))
+            render.print_transfer(title, *jobs.transfer_summary(result))
 
 
 @app.command()
@@ -522,35 +329,15 @@ def pretrain(
     """Masked-LM (continued) pre-training on raw text; RUN_DIR/model/ then serves as model.name for train."""
     from nertool.cli import render
     from nertool.config import load_recipe
-    from nertool.run_folder import claim_run_folder
-    from nertool.workflows.pretrain import pretrain_run
+    from nertool.workflows import jobs
 
-    with _errors():
+    with boundary.errors():
         config = load_recipe(recipe, overrides or [])
-        run_dir = _default_out(recipe, output)
-        progress = _pretrain_progress(_world_is_main())
-        with claim_run_folder(run_dir, "pretrain", resume=resume, overwrite=overwrite):
-            result = pretrain_run(config, run_dir, resume=resume, reporter=progress)
-        if _world_is_main():
-            rows = [{"step": r["step"], **r["eval"]} for r in result.history]
-            render.print_table(f"{run_dir} — held-out masked-LM loss", rows)
-            typer.echo(f"model: {run_dir / 'model'} (use it as model.name in a train recipe)")
-
-
-def _pretrain_progress(enabled: bool) -> Any:
-    """The training progress bar, printing held-out perplexity where ``train`` prints dev F1."""
-    from nertool.cli import render
-
-    class PretrainProgress(render.ProgressReporter):
-        def log(self, record: dict[str, Any]) -> None:
-            if self.progress is not None and "eval" in record:
-                scores = record["eval"]
-                self.progress.console.print(
-                    f"step {record['step']}: held-out loss {scores['heldout_loss']:.4f}, "
-                    f"perplexity {scores['perplexity']:.1f}"
-                )
-
-    return PretrainProgress(enabled, description="pre-training")
+        run_dir = default_out(recipe, output)
+        reporter = render.pretrain_progress(world_is_main())
+        result = jobs.pretrain_job(config, run_dir, resume=resume, overwrite=overwrite, reporter=reporter)
+        if world_is_main():
+            render.print_pretrain(run_dir, result.history)
 
 
 def main(argv: list[str] | None = None) -> Callable[..., Any] | None:

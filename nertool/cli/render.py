@@ -1,4 +1,4 @@
-"""Terminal rendering for the CLI: progress bars and tables from the dicts workflows return.
+"""Terminal rendering for the CLI: progress bars and tables from the records workflows return.
 
 Kept apart from the workflows (which return data) so library users never get output they
 did not ask for, and so the same result can be printed, saved or tested.
@@ -6,10 +6,12 @@ did not ask for, and so the same result can be printed, saved or tested.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -21,6 +23,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from nertool.records import Comparison, EvaluationRecord, InspectionReport
+from nertool.run_folder import RunFolder
 from nertool.tables import text
 
 console = Console()
@@ -73,9 +77,9 @@ def _fmt(value: Any) -> str:
     return text(value)
 
 
-def print_inspection(report: dict[str, Any]) -> None:
+def print_inspection(report: InspectionReport) -> None:
     """Per language and split: sentences, tokens, entities, share of O, and the alignment audit."""
-    table = Table(title=f"data: {report['source']}")
+    table = Table(title=f"data: {report.source}")
     columns = (
         "language",
         "split",
@@ -89,7 +93,7 @@ def print_inspection(report: dict[str, Any]) -> None:
     )
     for column in columns:
         table.add_column(column)
-    for row in report["splits"]:
+    for row in report.splits:
         types = " ".join(f"{k}:{v}" for k, v in row["entity_types"].items())
         table.add_row(
             row["language"],
@@ -103,8 +107,8 @@ def print_inspection(report: dict[str, Any]) -> None:
             str(row.get("repaired_tags", 0)),
         )
     console.print(table)
-    if report.get("alignment"):
-        print_table("alignment audit", report["alignment"])
+    if report.alignment:
+        print_table("alignment audit", [dict(row) for row in report.alignment])
 
 
 def print_table(title: str, rows: list[dict[str, Any]]) -> None:
@@ -139,25 +143,34 @@ def unit_progress(enabled: bool) -> Iterator[Callable[[int], None]]:
         yield lambda n: progress.advance(task, n)
 
 
-def _interval(block: dict[str, Any], key: str = "f1_ci") -> str:
+def _interval(block: Mapping[str, Any], key: str = "f1_ci") -> str:
     interval = block.get(key)
     return f"{interval['low']:.3f}–{interval['high']:.3f}" if interval else ""
 
 
+def _record(metrics: EvaluationRecord | Mapping[str, Any]) -> EvaluationRecord:
+    """The record of a ``metrics.json`` document (train and pretrain results still carry the dict)."""
+    if isinstance(metrics, EvaluationRecord):
+        return metrics
+    return EvaluationRecord.from_json({"languages": {}, **metrics})
+
+
 def _print_language_split_table(
-    title: str, columns: Sequence[str], metrics: dict[str, Any], cells: Callable[[dict[str, Any]], list[str]]
+    title: str,
+    columns: Sequence[str],
+    metrics: EvaluationRecord | Mapping[str, Any],
+    cells: Callable[[Mapping[str, Any]], list[str]],
 ) -> None:
-    """One row per (language, split) of a metrics dict; ``cells`` gives the columns after those two."""
+    """One row per (language, split) of a record; ``cells`` gives the columns after those two."""
     table = Table(title=title)
     for column in ("language", "split", *columns):
         table.add_column(column, justify="left" if column in ("language", "split") else "right")
-    for language, splits in metrics.get("languages", {}).items():
-        for split, block in splits.items():
-            table.add_row(language, split, *cells(block))
+    for language, split, block in _record(metrics).blocks():
+        table.add_row(language, split, *cells(block))
     console.print(table)
 
 
-def print_metrics(metrics: dict[str, Any], title: str) -> None:
+def print_metrics(metrics: EvaluationRecord | Mapping[str, Any], title: str) -> None:
     """Scores per language and split: micro F1 with its bootstrap interval (if any), macro/strict F1,
     precision, recall, token accuracy, sentences."""
     columns = ("f1", "95% CI", "macro_f1", "strict_f1", "precision", "recall", "token_acc", "sentences")
@@ -178,7 +191,7 @@ def print_metrics(metrics: dict[str, Any], title: str) -> None:
     )
 
 
-def print_seed_metrics(metrics: dict[str, Any], title: str) -> None:
+def print_seed_metrics(metrics: EvaluationRecord | Mapping[str, Any], title: str) -> None:
     """Multi-seed runs: mean ± standard deviation of F1 and strict F1 per language and split."""
     columns = ("f1 mean ± std", "strict_f1 mean ± std", "seeds", "sentences")
     _print_language_split_table(
@@ -194,12 +207,12 @@ def print_seed_metrics(metrics: dict[str, Any], title: str) -> None:
     )
 
 
-def print_comparison(result: dict[str, Any]) -> None:
+def print_comparison(result: Comparison) -> None:
     """Paired bootstrap per language: F1 of A and B, their difference with its interval, the p-value."""
-    table = Table(title=f"A = {result['model_a']}  vs  B = {result['model_b']}  ({result['n']} resamples)")
+    table = Table(title=f"A = {result.model_a}  vs  B = {result.model_b}  ({result.n} resamples)")
     for column in ("language", "split", "sentences", "f1 A", "f1 B", "A − B", "95% CI", "p-value"):
         table.add_column(column, justify="left" if column in ("language", "split") else "right")
-    for language, splits in result["languages"].items():
+    for language, splits in result.languages.items():
         for split, s in splits.items():
             table.add_row(
                 language,
@@ -241,3 +254,26 @@ def print_transfer(title: str, rows: list[dict[str, Any]], notes: list[str]) -> 
     print_table(title, rows)
     for note in notes:
         console.print(note, markup=False, highlight=False)
+
+
+class PretrainProgress(ProgressReporter):
+    """The training progress bar, printing held-out perplexity where ``train`` prints dev F1."""
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.progress is not None and "eval" in record:
+            scores = record["eval"]
+            self.progress.console.print(
+                f"step {record['step']}: held-out loss {scores['heldout_loss']:.4f}, "
+                f"perplexity {scores['perplexity']:.1f}"
+            )
+
+
+def pretrain_progress(enabled: bool) -> PretrainProgress:
+    return PretrainProgress(enabled, description="pre-training")
+
+
+def print_pretrain(run_dir: Path, history: Sequence[Mapping[str, Any]]) -> None:
+    """Held-out masked-LM loss at each evaluation, then where the model is."""
+    rows = [{"step": r["step"], **r["eval"]} for r in history]
+    print_table(f"{run_dir} — held-out masked-LM loss", rows)
+    typer.echo(f"model: {RunFolder(run_dir).model} (use it as model.name in a train recipe)")

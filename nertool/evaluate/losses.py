@@ -15,10 +15,8 @@ windows; each subword is kept once, from the window whose core owns its word.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
-import tomllib
 import torch
 
 from nertool.data.readers import Sentence
@@ -39,23 +37,6 @@ IGNORED = "IGN"  # gold label shown for subwords that carry no label (the book's
 
 # (input ids, per-position loss, per-position predicted label id) of one feature
 _FeatureOutput = tuple[list[int], list[float], list[int]]
-
-
-def label_strategy_of(model_dir: str | Path) -> LabelStrategy:
-    """The ``model.label_strategy`` a run was trained with (``first`` for a bare model folder).
-
-    Losses must be computed on the labels the model was trained on: under ``all`` labelling
-    continuation subwords carry ``I-`` labels and are scored too.
-    """
-    path = Path(model_dir)
-    for candidate in (path / "config.toml", path.parent / "config.toml"):
-        if candidate.is_file():
-            try:
-                recipe = tomllib.loads(candidate.read_text(encoding="utf-8"))
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-                return "first"
-            return "all" if recipe.get("model", {}).get("label_strategy") == "all" else "first"
-    return "first"
 
 
 def feature_losses(

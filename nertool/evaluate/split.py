@@ -8,7 +8,7 @@ beside it. A gold label the model does not know is an error, never a silent ``O`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ from nertool.data.readers import Sentence
 from nertool.evaluate.scores import score_block
 from nertool.labels import LabelMap
 from nertool.model.inference import WordPrediction, predict_sentences, tags_of
+from nertool.records import EvaluationRecord, LanguageScores
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,22 @@ def predictions_conll(evaluation: SplitEvaluation) -> str:
     return "\n".join(blocks)
 
 
+def evaluation_record(
+    evaluations: Sequence[SplitEvaluation], extra: Mapping[str, Any] | None = None
+) -> EvaluationRecord:
+    """Scores per language and split (in evaluation order), then ``extra`` (model, data, best_step ...)."""
+    languages: dict[str, dict[str, Any]] = {}
+    for evaluation in evaluations:
+        languages.setdefault(evaluation.language, {})[evaluation.split] = evaluation.scores
+    scores = {language: LanguageScores(splits) for language, splits in languages.items()}
+    return EvaluationRecord(scores, dict(extra or {}))
+
+
 def metrics_document(
     evaluations: Sequence[SplitEvaluation], extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The ``metrics.json`` shape: ``{"languages": {lang: {split: scores}}, ...}``."""
-    languages: dict[str, dict[str, Any]] = {}
-    for evaluation in evaluations:
-        languages.setdefault(evaluation.language, {})[evaluation.split] = evaluation.scores
-    return {"languages": languages, **(extra or {})}
+    return evaluation_record(evaluations, extra).to_json()
 
 
 def mean_f1(evaluations: Sequence[SplitEvaluation]) -> float:

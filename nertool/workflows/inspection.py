@@ -21,6 +21,7 @@ from nertool.data.readers import ReadReport, Sentence, read_sentences
 from nertool.data.sources import SPLITS, SplitRef, locate, log_repairs, read_hub_split
 from nertool.labels import OUTSIDE, tags_to_spans
 from nertool.model.align import word_pieces
+from nertool.records import InspectionReport
 
 AUDIT_SENTENCES = 5000
 
@@ -84,7 +85,7 @@ def alignment_audit(
 
 def inspect_source(
     spec: str, languages: Sequence[str], model: str | None = None, *, file_format: str = "auto"
-) -> dict[str, Any]:
+) -> InspectionReport:
     """Counts per language and split, and the alignment audit when a tokenizer is named."""
     from nertool.workflows.train import resolve_source
 
@@ -97,12 +98,12 @@ def inspect_source(
         log_repairs(report)
         rows.append(stats.row(ref, report if ref.path is not None else None))
         audit_text.setdefault(ref.language, stats.kept)
-    result: dict[str, Any] = {"source": spec, "splits": rows}
+    alignment = None
     if model is not None:
         from nertool.model.build import load_tokenizer
 
         tokenizer = load_tokenizer(model)
-        result["alignment"] = [
+        alignment = [
             alignment_audit(tokenizer, lang, kept, max_length=512) for lang, kept in audit_text.items()
         ]
-    return result
+    return InspectionReport(spec, tuple(rows), None if alignment is None else tuple(alignment))

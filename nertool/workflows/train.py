@@ -16,26 +16,9 @@ from nertool.config import Recipe, dump_recipe
 from nertool.data.readers import Sentence
 from nertool.data.sources import Corpus, load_corpus, plan_sample, sample_sentences
 from nertool.errors import DataError, LabelError
-from nertool.evaluate.error_analysis import LossRecord
-from nertool.evaluate.losses import label_strategy_of, subword_losses
-from nertool.evaluate.report import (
-    ReportOptions,
-    comparison_document,
-    error_reports,
-    seed_summary,
-    split_name,
-    with_confidence_intervals,
-    write_errors,
-    write_report,
-)
-from nertool.evaluate.split import (
-    SplitEvaluation,
-    evaluate_split,
-    mean_f1,
-    metrics_document,
-    predictions_conll,
-)
-from nertool.files import output_folder, safe_child, write_json, write_text
+from nertool.evaluate.report import seed_summary
+from nertool.evaluate.split import evaluate_split, mean_f1, metrics_document
+from nertool.files import write_json, write_text
 from nertool.labels import LabelMap
 from nertool.model.align import Feature
 from nertool.model.build import (
@@ -368,132 +351,7 @@ def final_metrics(
     return metrics_document(evaluations, {"best_step": best_step, "train_sentences": train_counts})
 
 
-# ------------------------------------------------------------------ evaluate
-
-
-@dataclass
-class EvaluationResult:
-    """Scores of one model on one data source, per language and split."""
-
-    metrics: dict[str, Any]
-    evaluations: list[SplitEvaluation]
-    report_dir: Path | None
-
-
-def evaluate_model(
-    model_dir: str,
-    spec: str,
-    languages: Sequence[str],
-    *,
-    splits: Sequence[str],
-    report_dir: Path | None = None,
-    file_format: str = "auto",
-    strict_tags: bool = False,
-    options: ReportOptions | None = None,
-) -> EvaluationResult:
-    """Score a trained model on a data source; write metrics, predictions and the report when asked.
-
-    ``options.bootstrap`` adds seeded 95 % intervals to every headline F1; the per-subword loss
-    pass behind ``errors.md`` runs only when a report folder is written.
-    """
-    options = options or ReportOptions()
-    if report_dir is not None:
-        output_folder(report_dir, create=False)  # a file or unwritable path fails now, not after scoring
-    model, tokenizer, label_map = load_trained(model_dir)
-    source = resolve_source(spec)
-    corpus = load_corpus(source, languages, splits, file_format=file_format, strict_tags=strict_tags)
-    evaluations = evaluate_corpus(model, tokenizer, label_map, corpus=corpus, splits=splits, spec=spec)
-    metrics = metrics_document(evaluations, {"model": str(model_dir), "data": spec})
-    if options.bootstrap > 0:
-        metrics = with_confidence_intervals(metrics, evaluations, options.bootstrap, seed=options.seed)
-    if report_dir is not None:
-        records = None
-        if options.errors:
-            strategy = label_strategy_of(model_dir)
-            records = {
-                split_name(e): subword_losses(
-                    model, tokenizer, label_map, sentences=e.sentences, strategy=strategy
-                )
-                for e in evaluations
-            }
-        write_evaluation_report(report_dir, metrics, evaluations, records=records, options=options)
-    return EvaluationResult(metrics, evaluations, report_dir)
-
-
-def write_evaluation_report(
-    report_dir: Path,
-    metrics: dict[str, Any],
-    evaluations: Sequence[SplitEvaluation],
-    *,
-    records: dict[str, list[LossRecord]] | None = None,
-    options: ReportOptions | None = None,
-) -> None:
-    """metrics.json and predictions always; errors.md/json with loss records; report.md unless turned off."""
-    options = options or ReportOptions()
-    write_json(report_dir / "metrics.json", metrics)
-    for evaluation in evaluations:
-        name = f"{evaluation.language}-{evaluation.split}"
-        write_text(safe_child(report_dir / "predictions", f"{name}.conll"), predictions_conll(evaluation))
-    errors = error_reports(records, options) if records else None
-    if errors is not None:
-        write_errors(report_dir, errors)
-    if options.report:
-        write_report(report_dir, metrics, evaluations, errors=errors)
-
-
-# ------------------------------------------------------------------ evaluation helpers, compare, seeds
-
-
-def evaluate_corpus(
-    model: Any, tokenizer: Any, label_map: LabelMap, *, corpus: Corpus, splits: Sequence[str], spec: str
-) -> list[SplitEvaluation]:
-    """Every requested split of every language the source has (missing ones logged and skipped)."""
-    evaluations = []
-    for language in corpus.languages:
-        for split in splits:
-            sentences = corpus.get(language, split)
-            if sentences is None:
-                log.warning("%s has no %s split in %s; skipped", language, split, spec)
-                continue
-            where = corpus.sources[language][split]
-            evaluation = evaluate_split(
-                model, tokenizer, label_map, sentences=sentences, language=language, split=split, where=where
-            )
-            evaluations.append(evaluation)
-    if not evaluations:
-        found = ", ".join(corpus.languages) or "any language"
-        raise DataError(f"nothing to evaluate: no split {', '.join(splits)} found for {found}", spec)
-    return evaluations
-
-
-def compare_models(
-    model_a: str,
-    model_b: str,
-    spec: str,
-    *,
-    languages: Sequence[str],
-    split: str = "test",
-    n: int = 1000,
-    seed: int = 0,
-    output: Path | None = None,
-    file_format: str = "auto",
-) -> dict[str, Any]:
-    """Paired bootstrap per language: would A still beat B on other sentences drawn like these?"""
-    corpus = load_corpus(resolve_source(spec), languages, [split], file_format=file_format)
-    first, second = (
-        evaluate_corpus(*load_trained(m), corpus=corpus, splits=[split], spec=spec)
-        for m in (model_a, model_b)
-    )
-    result = {
-        "model_a": model_a,
-        "model_b": model_b,
-        "data": spec,
-        "split": split,
-        **comparison_document(first, second, n, seed=seed),
-    }
-    if output is not None:
-        write_json(output, result)
-    return result
+# ------------------------------------------------------------------ seeds
 
 
 def train_seeds(

@@ -28,6 +28,8 @@ from typing import Any
 from nertool.config import Recipe, dump_recipe
 from nertool.errors import DataError
 from nertool.files import safe_child, write_text
+from nertool.records import EvaluationRecord
+from nertool.run_folder import TRANSFER_CURVE, TRANSFER_RUNS, RunFolder
 from nertool.train.loop import Interrupted, Reporter
 from nertool.transfer.plan import (
     RESUME,
@@ -54,7 +56,7 @@ from nertool.workflows.train import train_run
 
 log = logging.getLogger("nertool")
 
-RUNS, CURVE = "runs", "curve"
+RUNS, CURVE = TRANSFER_RUNS, TRANSFER_CURVE
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,12 @@ ProgressHook = Callable[[RunEvent], Reporter | None]
 
 def run_status(run: PlannedRun) -> str:
     """``reuse`` a finished run of the same recipe, ``resume`` an interrupted one, else ``train``."""
-    config = run.run_dir / "config.toml"
-    if not config.is_file() or config.read_text(encoding="utf-8") != dump_recipe(run.recipe):
+    folder = RunFolder(run.run_dir)
+    if not folder.config.is_file() or folder.config.read_text(encoding="utf-8") != dump_recipe(run.recipe):
         return TRAIN
-    if (run.run_dir / "metrics.json").is_file():
+    if folder.metrics.is_file():
         return REUSE
-    return RESUME if (run.run_dir / "checkpoint" / "loop_state.json").is_file() else TRAIN
+    return RESUME if folder.loop_state.is_file() else TRAIN
 
 
 def execute_run(
@@ -90,20 +92,21 @@ def execute_run(
     """Train, resume or reuse one run and read its scores under every selection strategy."""
     reporter = progress(event) if progress else None
     started = time.perf_counter()
-    if event.status == REUSE:
-        metrics = _read_json(run.run_dir / "metrics.json")
-        history = read_eval_history(run.run_dir / "train_log.jsonl")
+    folder = RunFolder(run.run_dir)
+    if event.status == REUSE:  # the record of the finished run; test F1 at every eval is in its log
+        metrics = EvaluationRecord.read(folder.metrics, advice="delete the file to retrain this run")
+        history = read_eval_history(folder.train_log)
     else:
         metrics, history = _train(run, event.status, reporter)
         if not keep_checkpoints and _is_main():
-            shutil.rmtree(run.run_dir / "checkpoint", ignore_errors=True)
+            shutil.rmtree(folder.checkpoint, ignore_errors=True)
     seconds = 0.0 if event.status == REUSE else time.perf_counter() - started
     return outcome(run, event.status, metrics, history=history, seconds=seconds)
 
 
 def _train(
     run: PlannedRun, status: str, reporter: Reporter | None
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[EvaluationRecord, list[dict[str, Any]]]:
     """Train (after clearing another recipe's leftovers) or resume; test F1 is tracked at every eval."""
     _sync()
     if status == TRAIN and _is_main():
@@ -116,20 +119,14 @@ def _train(
             f"interrupted; {run.run_dir} keeps a checkpoint: rerun the same transfer command to resume "
             "(finished runs are reused)"
         ) from None
-    return result.metrics, _dedupe(result.history)
+    return EvaluationRecord.from_json(result.metrics), _dedupe(result.history)
 
 
 def _clear_stale(run_dir: Path) -> None:
     """Remove what a run of another recipe left, so it can never be mistaken for this run's."""
-    (run_dir / "metrics.json").unlink(missing_ok=True)
-    shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as error:
-        raise DataError(f"cannot read ({error}); delete the file to retrain this run", path) from None
+    folder = RunFolder(run_dir)
+    folder.metrics.unlink(missing_ok=True)
+    shutil.rmtree(folder.checkpoint, ignore_errors=True)
 
 
 def read_eval_history(path: Path) -> list[dict[str, Any]]:
@@ -168,14 +165,14 @@ def _sync() -> None:
 def outcome(
     run: PlannedRun,
     status: str,
-    metrics: dict[str, Any],
+    metrics: EvaluationRecord,
     *,
     history: Sequence[dict[str, Any]],
     seconds: float,
 ) -> RunOutcome:
-    """Test F1 per strategy and language, read from ``metrics.json`` and the eval history."""
+    """Test F1 per strategy and language, read from the run's record and its eval history."""
     languages = run.recipe.eval_languages
-    tests = {lang: metrics["languages"].get(lang, {}).get("test") for lang in languages}
+    tests = {lang: metrics.block(lang, "test") for lang in languages}
     tracked = [r for r in history if "test_f1" in r["eval"]]
     kept = {lang: block["f1"] if block else None for lang, block in tests.items()}
     _check_kept(run, kept, tracked)
@@ -185,7 +182,7 @@ def outcome(
         "last": {lang: _test_at(tracked[-1] if tracked else None, lang) for lang in languages},
     }
     per_type = {lang: block.get("per_type", {}) for lang, block in tests.items() if block}
-    train_sentences = dict(metrics.get("train_sentences", {}))
+    train_sentences = metrics.train_sentences
     return RunOutcome(
         run.name,
         run.run_dir,
@@ -193,7 +190,7 @@ def outcome(
         run.train_languages,
         scores,
         per_type,
-        int(metrics.get("best_step", -1)),
+        metrics.best_step,
         train_sentences,
         seconds,
     )
@@ -264,7 +261,7 @@ def run_transfer(
     curve = curve_result(recipe, settings, scores, outcomes=curve_outcomes) if curve_runs else None
     files: list[Path] = []
     if _is_main():
-        write_text(out_dir / "config.toml", dump_recipe(recipe))
+        write_text(RunFolder(out_dir).config, dump_recipe(recipe))
         files = write_matrix(
             out_dir,
             tables,

@@ -1,0 +1,181 @@
+"""The evaluation jobs: score a trained model on a data source (``evaluate``), compare two (``compare``).
+
+A trained run is loaded once (``records.load_trained_run``: model, labels and the label strategy
+it was trained with), each requested split is scored (``evaluate.split``), and the scores travel
+as an ``EvaluationRecord`` (what ``metrics.json`` holds) to the report writers and the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nertool.data.sources import Corpus, load_corpus
+from nertool.errors import DataError
+from nertool.evaluate.error_analysis import LossRecord
+from nertool.evaluate.losses import subword_losses
+from nertool.evaluate.report import (
+    ReportOptions,
+    comparison_document,
+    error_reports,
+    split_name,
+    with_confidence_intervals,
+    write_errors,
+    write_report,
+)
+from nertool.evaluate.split import SplitEvaluation, evaluate_split, evaluation_record, predictions_conll
+from nertool.files import output_folder, safe_child, write_json, write_text
+from nertool.labels import LabelMap
+from nertool.records import Comparison, EvaluationRecord, TrainedRun, load_trained_run
+from nertool.run_folder import RunFolder
+from nertool.workflows.train import resolve_source
+
+__all__ = [
+    "EvaluationResult",
+    "ReportOptions",
+    "compare_models",
+    "evaluate_corpus",
+    "evaluate_model",
+    "write_evaluation_report",
+]
+
+log = logging.getLogger("nertool")
+
+
+@dataclass
+class EvaluationResult:
+    """Scores of one model on one data source, per language and split."""
+
+    record: EvaluationRecord
+    evaluations: list[SplitEvaluation]
+    report_dir: Path | None
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The ``metrics.json`` document."""
+        return self.record.to_json()
+
+    @property
+    def report(self) -> Path | None:
+        """``report.md`` when one was written."""
+        return None if self.report_dir is None else RunFolder(self.report_dir).report
+
+
+def evaluate_model(
+    model_dir: str,
+    spec: str,
+    languages: Sequence[str],
+    *,
+    splits: Sequence[str],
+    report_dir: Path | None = None,
+    file_format: str = "auto",
+    strict_tags: bool = False,
+    options: ReportOptions | None = None,
+) -> EvaluationResult:
+    """Score a trained model on a data source; write metrics, predictions and the report when asked.
+
+    ``options.bootstrap`` adds seeded 95 % intervals to every headline F1; the per-subword loss
+    pass behind ``errors.md`` runs only when a report folder is written.
+    """
+    options = options or ReportOptions()
+    if report_dir is not None:
+        output_folder(report_dir, create=False)  # a file or unwritable path fails now, not after scoring
+    run = load_trained_run(model_dir)
+    source = resolve_source(spec)
+    corpus = load_corpus(source, languages, splits, file_format=file_format, strict_tags=strict_tags)
+    evaluations = evaluate_corpus(
+        run.model, run.tokenizer, run.label_map, corpus=corpus, splits=splits, spec=spec
+    )
+    record = evaluation_record(evaluations, {"model": str(model_dir), "data": spec})
+    if options.bootstrap > 0:
+        metrics = with_confidence_intervals(
+            record.to_json(), evaluations, options.bootstrap, seed=options.seed
+        )
+        record = EvaluationRecord.from_json(metrics)
+    if report_dir is not None:
+        records = _loss_records(run, evaluations) if options.errors else None
+        write_evaluation_report(report_dir, record, evaluations, records=records, options=options)
+    return EvaluationResult(record, evaluations, report_dir)
+
+
+def _loss_records(run: TrainedRun, evaluations: Sequence[SplitEvaluation]) -> dict[str, list[LossRecord]]:
+    """Per-subword losses of every split, on the labels the run was trained with."""
+    return {
+        split_name(e): subword_losses(
+            run.model, run.tokenizer, run.label_map, sentences=e.sentences, strategy=run.label_strategy
+        )
+        for e in evaluations
+    }
+
+
+def write_evaluation_report(
+    report_dir: Path,
+    metrics: EvaluationRecord | dict[str, Any],
+    evaluations: Sequence[SplitEvaluation],
+    *,
+    records: dict[str, list[LossRecord]] | None = None,
+    options: ReportOptions | None = None,
+) -> None:
+    """metrics.json and predictions always; errors.md/json with loss records; report.md unless turned off."""
+    options = options or ReportOptions()
+    document = metrics.to_json() if isinstance(metrics, EvaluationRecord) else metrics
+    folder = RunFolder(report_dir)
+    write_json(folder.metrics, document)
+    for evaluation in evaluations:
+        name = f"{evaluation.language}-{evaluation.split}"
+        write_text(safe_child(folder.predictions, f"{name}.conll"), predictions_conll(evaluation))
+    errors = error_reports(records, options) if records else None
+    if errors is not None:
+        write_errors(report_dir, errors)
+    if options.report:
+        write_report(report_dir, document, evaluations, errors=errors)
+
+
+def evaluate_corpus(
+    model: Any, tokenizer: Any, label_map: LabelMap, *, corpus: Corpus, splits: Sequence[str], spec: str
+) -> list[SplitEvaluation]:
+    """Every requested split of every language the source has (missing ones logged and skipped)."""
+    evaluations = []
+    for language in corpus.languages:
+        for split in splits:
+            sentences = corpus.get(language, split)
+            if sentences is None:
+                log.warning("%s has no %s split in %s; skipped", language, split, spec)
+                continue
+            where = corpus.sources[language][split]
+            evaluation = evaluate_split(
+                model, tokenizer, label_map, sentences=sentences, language=language, split=split, where=where
+            )
+            evaluations.append(evaluation)
+    if not evaluations:
+        found = ", ".join(corpus.languages) or "any language"
+        raise DataError(f"nothing to evaluate: no split {', '.join(splits)} found for {found}", spec)
+    return evaluations
+
+
+def compare_models(
+    model_a: str,
+    model_b: str,
+    spec: str,
+    *,
+    languages: Sequence[str],
+    split: str = "test",
+    n: int = 1000,
+    seed: int = 0,
+    output: Path | None = None,
+    file_format: str = "auto",
+) -> Comparison:
+    """Paired bootstrap per language: would A still beat B on other sentences drawn like these?"""
+    corpus = load_corpus(resolve_source(spec), languages, [split], file_format=file_format)
+    first, second = (
+        evaluate_corpus(run.model, run.tokenizer, run.label_map, corpus=corpus, splits=[split], spec=spec)
+        for run in (load_trained_run(m) for m in (model_a, model_b))
+    )
+    test = comparison_document(first, second, n, seed=seed)
+    result = Comparison(model_a, model_b, spec, split, test["n"], test["seed"], test["languages"])
+    if output is not None:
+        write_json(output, result.to_json())
+    return result

@@ -1,0 +1,54 @@
+"""The ``predict`` job: check the inputs and the output, load the tagger, stream the files through it.
+
+The checks come first so that a missing, repeated or overwritten input fails in a second, before
+the model is read; ``progress`` starts only once the model is loaded (its bar counts tagged units).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from nertool.files import refuse_inputs_as_output
+from nertool.predict import tagger as tagging
+from nertool.predict.readers import expand_inputs
+from nertool.predict.tagger import PredictSummary, Tagger
+
+Progress = Callable[[], AbstractContextManager[Callable[[int], None]]]
+
+
+def _no_progress() -> AbstractContextManager[Any]:
+    return nullcontext(None)
+
+
+def predict_files(
+    model: str,
+    inputs: Sequence[str],
+    output: str | None,
+    *,
+    device: str | None = None,
+    quantize: bool = False,
+    max_tokens: int = 8192,
+    batch_size: int = 256,
+    input_format: str = "auto",
+    output_format: str = "jsonl",
+    text_mode: str = "line",
+    encoding: str = "utf-8",
+    progress: Progress | None = None,
+) -> PredictSummary:
+    """Tag every unit of ``inputs`` with the model of a run (or model) folder into ``output``."""
+    expand_inputs(inputs)  # a missing or repeated input fails before the model loads
+    refuse_inputs_as_output(inputs, output)  # before the model loads
+    tagger = Tagger.load(model, device, quantize, max_tokens, batch_size)
+    with (progress or _no_progress)() as advance:
+        return tagging.predict_files(
+            tagger,
+            inputs,
+            output,
+            input_format=input_format,
+            output_format=output_format,
+            text_mode=text_mode,
+            encoding=encoding,
+            on_chunk=advance,
+        )
