@@ -140,7 +140,7 @@ class Tagger:
         [('B-LOC',), ('O', 'O')]
         """
         wanted = "a list of words or a list of word lists"
-        if isinstance(words, (list, tuple)) and any(isinstance(word, str) for word in words):
+        if _is_one_sentence(words):
             return self._word_tags([_documents(words, "tag_words", wanted, item=_is_str)])[0]
         return self._word_tags(_documents(words, "tag_words", wanted, item=_is_word_list))
 
@@ -153,8 +153,17 @@ def _is_str(value: Any) -> bool:
     return isinstance(value, str)
 
 
+def _is_one_sentence(value: Any) -> bool:
+    """A non-empty list of which no entry is itself a list: one sentence's words (or a mistake in them)."""
+    return _is_sequence(value) and bool(value) and not any(_is_sequence(entry) for entry in value)
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, (list, tuple))
+
+
 def _is_word_list(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and all(isinstance(word, str) for word in value)
+    return _is_sequence(value) and all(isinstance(word, str) for word in value)
 
 
 def _documents(value: Any, method: str, wanted: str, *, item: Callable[[Any], bool]) -> list[Any]:
