@@ -167,13 +167,13 @@ def locate(
         raise DataError(
             "data source not found: give a file, a folder <dir>/<lang>/<split>.<ext>, or hub:NAME", root
         )
-    if _is_one_dataset(root):
+    if is_dataset_folder(root):
         language = languages[0] if len(languages) == 1 else UNDETERMINED
         return _refs(root, language, splits, columns)
     return _locate_in_folder(root, languages, splits, columns)
 
 
-def _is_one_dataset(root: Path) -> bool:
+def is_dataset_folder(root: Path) -> bool:
     """A folder that is itself one language's ``datasets`` data (DatasetDict or split Parquet files)."""
     return is_saved_dataset(root) or any(parquet_split(root, aliases) for aliases in _SPLIT_ALIASES.values())
 
