@@ -71,6 +71,9 @@ class DataConfig(_Section):
     fractions: Annotated[dict[Language, Rate] | None, AfterValidator(_some_positive)] = None
     sampling_temperature: float | None = Field(None, gt=0)
     strict_tags: bool = False
+    # Column names of a ``datasets`` source (hub, save_to_disk, Parquet); None: tokens / ner_tags.
+    tokens_column: str | None = Field(None, min_length=1)
+    tags_column: str | None = Field(None, min_length=1)
 
 
 class TrainConfig(_Section):

@@ -1,6 +1,7 @@
 """Data: SPEC → per-language splits of word-level sentences.
 
-``sources`` resolves a SPEC (local file, corpus folder, ``hub:``) into splits; ``readers`` decodes
+``sources`` resolves a SPEC (local file, corpus folder, ``hub:``, ``datasets`` folder) into splits;
+``hf`` turns ``datasets`` splits (hub, ``save_to_disk``, Parquet) into sentences; ``readers`` decodes
 every local file format line by line with file:line errors; ``sampling`` draws training sets by
 fractions or temperature.
 """

@@ -4,7 +4,9 @@ A SPEC names where sentences come from (ARCHITECTURE §1):
 
 - a local file (one language, named ``und`` unless ``--languages`` gives one);
 - a corpus folder laid out ``<dir>/<lang>/<split>.<ext>``;
-- ``hub:NAME[:CONFIG]``, CONFIG may hold ``{lang}`` (``hub:google/xtreme:PAN-X.{lang}``).
+- ``hub:NAME[:CONFIG]``, CONFIG may hold ``{lang}`` (``hub:google/xtreme:PAN-X.{lang}``);
+- a ``datasets`` folder: ``save_to_disk`` of a DatasetDict or ``<split>.parquet`` files, either
+  for one language at the top or per language as ``<dir>/<lang>/...`` (``nertool.data.hf``).
 
 Everything below returns plain ``Sentence`` records, so training, evaluation and inspection
 never care where sentences came from. Sampling records the exact indices it chose, so a
@@ -19,6 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nertool.data.hf import (
+    DEFAULT_COLUMNS,
+    Columns,
+    dataset_sentences,
+    is_dataset_split,
+    is_saved_dataset,
+    load_local_split,
+    parquet_split,
+    saved_split,
+)
 from nertool.data.readers import ReadReport, Sentence, read_sentences
 from nertool.data.sampling import choose_indices, fraction_counts, temperature_counts
 from nertool.errors import DataError
@@ -38,7 +50,8 @@ UNDETERMINED = "und"
 
 @dataclass(frozen=True)
 class SplitRef:
-    """Where one language's split lives: a local path or a hub dataset + config."""
+    """Where one language's split lives: a local file, a hub dataset + config, or a local
+    ``datasets`` split (``dataset``: a saved split folder or a Parquet file)."""
 
     language: str
     split: str
@@ -46,10 +59,14 @@ class SplitRef:
     hub_name: str | None = None
     hub_config: str | None = None
     revision: str | None = None
+    dataset: Path | None = None
+    columns: Columns = DEFAULT_COLUMNS
 
     def describe(self) -> str:
         if self.path is not None:
             return str(self.path)
+        if self.dataset is not None:
+            return str(self.dataset)
         return f"hub:{self.hub_name}:{self.hub_config}@{self.revision or 'main'}[{self.split}]"
 
 
@@ -83,7 +100,10 @@ def parse_hub_spec(spec: str) -> tuple[str, str | None]:
 
 
 def _split_file(folder: Path, split: str) -> Path | None:
-    """The file for ``split`` in a language folder (``train.tsv``, ``dev.txt``, ...)."""
+    """Where ``split`` is in a language folder: a file (``train.tsv``, ``dev.txt``, ``test.parquet``,
+    ...) or, in a saved DatasetDict, the split's folder."""
+    if is_saved_dataset(folder):
+        return saved_split(folder, _SPLIT_ALIASES[split])
     for alias in _SPLIT_ALIASES[split]:
         matches = sorted(p for p in folder.glob(f"{alias}.*") if p.is_file())
         if matches:
@@ -105,9 +125,20 @@ def folder_languages(root: Path) -> list[str]:
 
 
 def locate(
-    spec: str, languages: Sequence[str], splits: Sequence[str], *, revision: str | None = None
+    spec: str,
+    languages: Sequence[str],
+    splits: Sequence[str],
+    *,
+    revision: str | None = None,
+    tokens_column: str | None = None,
+    tags_column: str | None = None,
 ) -> list[SplitRef]:
-    """Every (language, split) the spec offers among those asked for; missing splits are skipped."""
+    """Every (language, split) the spec offers among those asked for; missing splits are skipped.
+
+    ``tokens_column``/``tags_column`` (the recipe's ``data.*_column``; None: ``tokens`` and
+    ``ner_tags``) name the columns of a ``datasets`` source; local text files ignore them.
+    """
+    columns = Columns.of(tokens_column, tags_column)
     check_languages(languages, "language")
     unknown = [split for split in splits if split not in SPLITS]
     if unknown:
@@ -115,7 +146,14 @@ def locate(
     if is_hub_spec(spec):
         name, config = parse_hub_spec(spec)
         return [
-            SplitRef(lang, split, hub_name=name, hub_config=_hub_config(config, lang), revision=revision)
+            SplitRef(
+                lang,
+                split,
+                hub_name=name,
+                hub_config=_hub_config(config, lang),
+                revision=revision,
+                columns=columns,
+            )
             for lang in languages
             for split in splits
         ]
@@ -129,14 +167,36 @@ def locate(
         raise DataError(
             "data source not found: give a file, a folder <dir>/<lang>/<split>.<ext>, or hub:NAME", root
         )
-    return _locate_in_folder(root, languages, splits)
+    if is_dataset_folder(root):
+        language = languages[0] if len(languages) == 1 else UNDETERMINED
+        return _refs(root, language, splits, columns)
+    return _locate_in_folder(root, languages, splits, columns)
+
+
+def is_dataset_folder(root: Path) -> bool:
+    """A folder that is itself one language's ``datasets`` data (DatasetDict or split Parquet files)."""
+    return is_saved_dataset(root) or any(parquet_split(root, aliases) for aliases in _SPLIT_ALIASES.values())
+
+
+def _refs(folder: Path, language: str, splits: Sequence[str], columns: Columns) -> list[SplitRef]:
+    """The refs of one language folder's splits, in the order asked for; missing splits are skipped."""
+    refs = []
+    for split in splits:
+        path = _split_file(folder, split)
+        if path is not None and is_dataset_split(path):
+            refs.append(SplitRef(language, split, dataset=path, columns=columns))
+        elif path is not None:
+            refs.append(SplitRef(language, split, path=path))
+    return refs
 
 
 def _hub_config(config: str | None, language: str) -> str | None:
     return None if config is None else config.replace("{lang}", language)
 
 
-def _locate_in_folder(root: Path, languages: Sequence[str], splits: Sequence[str]) -> list[SplitRef]:
+def _locate_in_folder(
+    root: Path, languages: Sequence[str], splits: Sequence[str], columns: Columns
+) -> list[SplitRef]:
     available = folder_languages(root)
     if not available:
         raise DataError(
@@ -151,13 +211,7 @@ def _locate_in_folder(root: Path, languages: Sequence[str], splits: Sequence[str
             "expected <dir>/<lang>/<split>.<ext>",
             root,
         )
-    refs = []
-    for lang in languages or available:
-        for split in splits:
-            path = _split_file(root / lang, split)
-            if path is not None:
-                refs.append(SplitRef(lang, split, path=path))
-    return refs
+    return [ref for lang in languages or available for ref in _refs(root / lang, lang, splits, columns)]
 
 
 HubLoader = Callable[..., Any]
@@ -171,7 +225,12 @@ def _default_hub_loader(name: str | None, config: str | None, split: str, revisi
 
 
 def read_hub_split(ref: SplitRef, loader: HubLoader | None = None) -> list[Sentence]:
-    """Sentences of one hub split; integer ``ner_tags`` are mapped through the ClassLabel names."""
+    """Sentences of one ``datasets`` split, from the hub or (``ref.dataset``) a local folder or file.
+
+    Integer tags are mapped through the ClassLabel names (``nertool.data.hf.dataset_sentences``).
+    """
+    if ref.dataset is not None:
+        return dataset_sentences(load_local_split(ref.dataset), ref.describe(), ref.columns)
     loader = loader or _default_hub_loader
     try:
         dataset = loader(ref.hub_name, ref.hub_config, ref.split, ref.revision)
@@ -179,17 +238,7 @@ def read_hub_split(ref: SplitRef, loader: HubLoader | None = None) -> list[Sente
         raise DataError(
             f"could not load {ref.describe()}: {error}; check the name, config and network"
         ) from None
-    names = _tag_names(dataset)
-    return [
-        Sentence(tuple(row["tokens"]), tuple(names[t] if names else t for t in row["ner_tags"]), index + 1)
-        for index, row in enumerate(dataset)
-    ]
-
-
-def _tag_names(dataset: Any) -> list[str] | None:
-    feature = getattr(dataset, "features", {}).get("ner_tags")
-    inner = getattr(feature, "feature", None)
-    return list(inner.names) if inner is not None and hasattr(inner, "names") else None
+    return dataset_sentences(dataset, ref.describe(), ref.columns)
 
 
 def load_corpus(
@@ -201,10 +250,18 @@ def load_corpus(
     strict_tags: bool = False,
     revision: str | None = None,
     hub_loader: HubLoader | None = None,
+    tokens_column: str | None = None,
+    tags_column: str | None = None,
 ) -> Corpus:
-    """Read every requested split of every language into one ``Corpus``."""
+    """Read every requested split of every language into one ``Corpus``.
+
+    ``tokens_column``/``tags_column``: the recipe's ``data.tokens_column``/``data.tags_column``.
+    """
     corpus = Corpus()
-    for ref in locate(spec, languages, splits, revision=revision):
+    refs = locate(
+        spec, languages, splits, revision=revision, tokens_column=tokens_column, tags_column=tags_column
+    )
+    for ref in refs:
         if ref.path is not None:
             report = ReadReport(str(ref.path))
             sentences = list(read_sentences(ref.path, file_format, strict_tags, report=report))

@@ -1,13 +1,14 @@
 """Scoring conventions side by side: seqeval default (conlleval), strict IOB2 and partial match.
 
-Partial match follows SemEval-2013 task 9 / nervaluate scenarios over spans; ``scoring_table``
-puts the conventions in one table and marks where they disagree.
+The four span conventions (``strict``, ``exact``, ``partial``, ``type``) follow nervaluate 1.x
+(SemEval-2013 task 9.1 categories, one greedy matching per convention); ``scoring_table`` puts
+the conventions in one table and marks where they disagree.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nertool.evaluate.scores import DISAGREEMENT, Tags, _clean, _f1, _ratio, check_shapes, score_block
@@ -15,41 +16,89 @@ from nertool.labels import Span, tags_to_spans
 
 _CONVENTIONS = ("strict", "exact", "partial", "type")
 _CATEGORIES = ("COR", "INC", "PAR", "MIS", "SPU")
-# SemEval-2013 scenario -> category under (strict, exact, partial, type).
-_SCENARIOS: dict[str, tuple[str, str, str, str]] = {
-    "exact_match": ("COR", "COR", "COR", "COR"),
-    "wrong_type_same_boundaries": ("INC", "COR", "COR", "INC"),
-    "overlap_same_type": ("INC", "INC", "PAR", "COR"),
-    "overlap_wrong_type": ("INC", "INC", "PAR", "INC"),
-    "spurious": ("SPU", "SPU", "SPU", "SPU"),
-    "missed": ("MIS", "MIS", "MIS", "MIS"),
-}
+# nervaluate's default ``min_overlap_percentage``: a gold span counts as overlapped when at least
+# this share of its words (in percent) lie under the prediction.
+MIN_OVERLAP_PERCENT = 1
+Matcher = Callable[[Sequence[Span], Sequence[Span]], Counter[str]]
 
 
 def overlaps(a: Span, b: Span) -> bool:
     return a.start < b.end and b.start < a.end
 
 
-def _pred_scenario(pred: Span, golds: Sequence[Span], taken: set[Span]) -> str:
-    """nervaluate's greedy rule: exact match, else same boundaries, else first untaken overlap."""
-    if pred in golds:
-        taken.add(pred)
-        return "exact_match"
-    for gold in golds:
-        if (gold.start, gold.end) == (pred.start, pred.end):
-            taken.add(gold)
-            return "wrong_type_same_boundaries"
-        if overlaps(gold, pred) and gold not in taken:
-            taken.add(gold)
-            return "overlap_same_type" if gold.label == pred.label else "overlap_wrong_type"
-    return "spurious"
+def touches(pred: Span, gold: Span) -> bool:
+    """nervaluate's "sufficient overlap": shared words cover ``MIN_OVERLAP_PERCENT`` of the gold span."""
+    shared = min(pred.end, gold.end) - max(pred.start, gold.start)
+    return shared > 0 and 100 * shared >= MIN_OVERLAP_PERCENT * (gold.end - gold.start)
 
 
-def sentence_scenarios(gold_tags: Sequence[str], pred_tags: Sequence[str]) -> list[str]:
-    """The SemEval-2013 scenario of every predicted span, then ``missed`` for each untouched gold span."""
-    golds, taken = tags_to_spans(gold_tags), set[Span]()
-    scenarios = [_pred_scenario(pred, golds, taken) for pred in tags_to_spans(pred_tags)]
-    return scenarios + ["missed"] * sum(gold not in taken for gold in golds)
+def same_boundaries(a: Span, b: Span) -> bool:
+    return (a.start, a.end) == (b.start, b.end)
+
+
+def _first_hit_matcher(hit: Callable[[Span, Span], bool], near: str) -> Matcher:
+    """``strict``, ``exact`` and ``partial``: each prediction, in order, against the unmatched golds.
+
+    The first unmatched gold it ``hit``s makes it ``COR``; failing that, the first unmatched gold
+    it touches makes it ``near`` (``INC`` or ``PAR``); failing both it is ``SPU``. The gold it
+    matched is taken; golds never taken are ``MIS``.
+    """
+
+    def match(golds: Sequence[Span], preds: Sequence[Span]) -> Counter[str]:
+        counts, taken = Counter[str](), set[int]()
+        for pred in preds:
+            free = [i for i in range(len(golds)) if i not in taken]
+            exact = next((i for i in free if hit(pred, golds[i])), None)
+            close = next((i for i in free if touches(pred, golds[i])), None)
+            category, chosen = ("COR", exact) if exact is not None else (near, close)
+            if chosen is None:
+                category = "SPU"
+            else:
+                taken.add(chosen)
+            counts[category] += 1
+        counts["MIS"] += len(golds) - len(taken)
+        return counts
+
+    return match
+
+
+def _distance(a: Span, b: Span) -> int:
+    return abs(a.start - b.start) + abs(a.end - b.end)
+
+
+def _type_matcher(golds: Sequence[Span], preds: Sequence[Span]) -> Counter[str]:
+    """``type``: a prediction is ``COR`` against the touched unmatched gold of its type whose
+    boundaries are nearest (first on a tie), else ``INC`` against the first touched gold of another
+    type, else ``SPU``; golds never taken are ``MIS``."""
+    counts, taken = Counter[str](), set[int]()
+    for pred in preds:
+        free = [i for i in range(len(golds)) if i not in taken and touches(pred, golds[i])]
+        same = [i for i in free if golds[i].label == pred.label]
+        other = [i for i in free if golds[i].label != pred.label]
+        if same:
+            counts["COR"] += 1
+            taken.add(min(same, key=lambda i: _distance(pred, golds[i])))
+        elif other:
+            counts["INC"] += 1
+            taken.add(other[0])
+        else:
+            counts["SPU"] += 1
+    counts["MIS"] += len(golds) - len(taken)
+    return counts
+
+
+_MATCHERS: dict[str, Matcher] = {
+    "strict": _first_hit_matcher(lambda p, g: p == g, "INC"),
+    "exact": _first_hit_matcher(same_boundaries, "INC"),
+    "partial": _first_hit_matcher(lambda p, g: touches(p, g) and same_boundaries(p, g), "PAR"),
+    "type": _type_matcher,
+}
+
+
+def sentence_counts(gold_tags: Sequence[str], pred_tags: Sequence[str]) -> dict[str, Counter[str]]:
+    """COR/INC/PAR/MIS/SPU of one sentence under each convention."""
+    golds, preds = tags_to_spans(gold_tags), tags_to_spans(pred_tags)
+    return {convention: _MATCHERS[convention](golds, preds) for convention in _CONVENTIONS}
 
 
 def _convention_scores(counts: Counter[str], partial_credit: float) -> dict[str, float | int]:
@@ -68,41 +117,34 @@ def _convention_scores(counts: Counter[str], partial_credit: float) -> dict[str,
 
 
 def partial_scores(gold: Tags, pred: Tags) -> dict[str, dict[str, float | int]]:
-    """Span scores under the four nervaluate / SemEval-2013 Task 9.1 conventions.
+    """Span scores under the four conventions, equal to nervaluate 1.x's ``overall`` results.
 
-    Matching, per sentence, follows nervaluate's ``compute_metrics`` (versions before 1.0, with
-    inclusive-end overlap): each predicted span, in order, is
+    Spans are read with ``tags_to_spans`` (an orphan ``I-`` starts an entity, as nervaluate's list
+    loader reads it). Per sentence and per convention, each predicted span in order is matched
+    against the gold spans no earlier prediction took; a gold span is *touched* when the
+    prediction covers at least 1 % of its words (nervaluate's ``min_overlap_percentage``):
 
-    * an exact match (same boundaries and type) of a gold span -> ``exact_match``; else
-    * the first gold span (in order) with the same boundaries but another type ->
-      ``wrong_type_same_boundaries``; else
-    * the first gold span it overlaps that no earlier prediction overlapped ->
-      ``overlap_same_type`` or ``overlap_wrong_type``; else ``spurious``.
+    =========  =============================  ====================================  =====
+    convention COR                            INC / PAR                             else
+    =========  =============================  ====================================  =====
+    strict     same boundaries and type       INC: first touched gold               SPU
+    exact      same boundaries, any type      INC: first touched gold               SPU
+    partial    same boundaries, any type      PAR: first touched gold               SPU
+    type       touched gold of its type with  INC: first touched gold of another    SPU
+               the nearest boundaries         type
+    =========  =============================  ====================================  =====
 
-    Every gold span touched by no prediction is ``missed``. Categories per convention:
-
-    ============================  ======  =====  =======  ====
-    scenario                      strict  exact  partial  type
-    ============================  ======  =====  =======  ====
-    exact_match                   COR     COR    COR      COR
-    wrong_type_same_boundaries    INC     COR    COR      INC
-    overlap_same_type             INC     INC    PAR      COR
-    overlap_wrong_type            INC     INC    PAR      INC
-    spurious / missed             SPU     SPU    SPU      SPU  / MIS everywhere
-    ============================  ======  =====  =======  ====
-
-    POS = COR + INC + PAR + MIS (gold spans counted), ACT = COR + INC + PAR + SPU (predicted).
-    ``partial``: precision = (COR + 0.5·PAR) / ACT, recall = (COR + 0.5·PAR) / POS; the others:
-    precision = COR / ACT, recall = COR / POS (``type`` has no PAR). A ratio with a zero
-    denominator is 0.0. Returns {convention: {COR, INC, PAR, MIS, SPU, POS, ACT, precision,
-    recall, f1}}.
+    The gold span matched is taken; every gold span never taken is MIS. POS = COR + INC + PAR +
+    MIS (gold spans), ACT = COR + INC + PAR + SPU (predicted spans). ``partial``: precision =
+    (COR + 0.5·PAR) / ACT, recall = (COR + 0.5·PAR) / POS; the others: precision = COR / ACT,
+    recall = COR / POS (they have no PAR). A ratio with a zero denominator is 0.0. Returns
+    {convention: {COR, INC, PAR, MIS, SPU, POS, ACT, precision, recall, f1}}.
     """
     check_shapes(gold, pred)
     counts = {convention: Counter[str]() for convention in _CONVENTIONS}
     for gold_tags, pred_tags in zip(gold, pred, strict=True):
-        for scenario in sentence_scenarios(gold_tags, pred_tags):
-            for convention, category in zip(_CONVENTIONS, _SCENARIOS[scenario], strict=True):
-                counts[convention][category] += 1
+        for convention, sentence in sentence_counts(gold_tags, pred_tags).items():
+            counts[convention].update(sentence)
     return {c: _convention_scores(counts[c], 0.5 if c == "partial" else 0.0) for c in _CONVENTIONS}
 
 

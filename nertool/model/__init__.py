@@ -1,6 +1,7 @@
 """Model: build, load and save encoders; word ↔ subword features; one batched forward pass.
 
-``build`` (tokenizers, ``scratch:`` models, safetensors save/load), ``align`` (word labels ↔
+``build`` (tokenizers, ``scratch:`` models, safetensors save/load), ``limits`` (the
+``model_max_length`` a saved tokenizer declares), ``align`` (word labels ↔
 subword positions over ``word_ids()``), ``batching`` (length-grouped and token-budgeted batches),
 ``inference`` (the one word-level prediction path shared by evaluation, dev scoring and predict).
 """

@@ -20,6 +20,7 @@ from typing import Any
 
 from nertool.errors import ModelError
 from nertool.labels import LabelMap
+from nertool.model.limits import declare_max_length, saved_max_length
 
 log = logging.getLogger("nertool")
 
@@ -315,15 +316,19 @@ def load_trained(path: str | Path, trust_remote_code: bool = False) -> tuple[Any
     return model, tokenizer, LabelMap.from_id2label(model.config.id2label)
 
 
-def save_model(model: Any, tokenizer: Any, folder: Path) -> None:
+def save_model(model: Any, tokenizer: Any, folder: Path, *, max_length: int | None = None) -> None:
     """``save_pretrained`` of model (safetensors) and tokenizer into ``folder``.
 
+    The saved tokenizer declares the longest input the model takes (``saved_max_length``):
+    ``transformers.pipeline`` truncates to ``model_max_length``, and a ``scratch:`` tokenizer's
+    own value (1e30) would let a long line index past the position table.
     transformers writes weights through a private temporary file (mode 0600); a model folder is
     meant to be shared, so every file gets the mode a plainly created file would (umask).
     """
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
+    declare_max_length(folder / "tokenizer_config.json", saved_max_length(model, tokenizer, max_length))
     mode = 0o666 & ~current_umask()
     for file in folder.iterdir():
         if file.is_file():

@@ -10,10 +10,10 @@ output record, in input order.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import torch
 
@@ -22,7 +22,15 @@ from nertool.labels import LabelMap
 from nertool.model.build import load_trained
 from nertool.model.features import encode
 from nertool.model.inference import model_max_length, predict_features, tags_of
-from nertool.predict.readers import Entity, TaggedUnit, Unit, iter_units, tag_unit, unit_from_text
+from nertool.predict.readers import (
+    Entity,
+    TaggedUnit,
+    Unit,
+    iter_units,
+    tag_unit,
+    unit_from_text,
+    unit_from_tokens,
+)
 from nertool.predict.writers import open_writer
 
 CHUNK_UNITS = 2048
@@ -90,10 +98,84 @@ class Tagger:
             for unit, p in zip(units, predictions, strict=True)
         ]
 
-    def tag(self, texts: Iterable[str]) -> list[tuple[Entity, ...]]:
-        """Entities of each text, with character offsets into that text."""
-        units = [unit_from_text(text, "api", index + 1) for index, text in enumerate(texts)]
+    @overload
+    def tag(self, texts: str) -> tuple[Entity, ...]: ...
+    @overload
+    def tag(self, texts: list[str] | tuple[str, ...]) -> list[tuple[Entity, ...]]: ...
+
+    def tag(self, texts: str | list[str] | tuple[str, ...]) -> tuple[Entity, ...] | list[tuple[Entity, ...]]:
+        """Entities of raw text, with character offsets into that text.
+
+        One string is one document and gives its entities; a list (or tuple) of strings gives
+        one tuple of entities per document, in order. Anything else is a ``TypeError``: a
+        string must not be read as a list of one-letter documents, nor a generator half-used.
+
+        >>> tagger = Tagger.load("runs/de")                      # doctest: +SKIP
+        >>> tagger.tag("Angela Merkel besuchte Paris")           # doctest: +SKIP
+        (Entity(start=0, end=13, label='PER', text='Angela Merkel', score=0.98),
+         Entity(start=23, end=28, label='LOC', text='Paris', score=0.97))
+        >>> [len(found) for found in tagger.tag(["Paris", "nichts"])]  # doctest: +SKIP
+        [1, 0]
+        """
+        if isinstance(texts, str):
+            return self.tag([texts])[0]
+        documents = _documents(texts, "tag", "a string or a list of strings", item=_is_str)
+        units = [unit_from_text(text, "api", index + 1) for index, text in enumerate(documents)]
         return [tagged.entities for tagged in self.tag_units(units)]
+
+    @overload
+    def tag_words(self, words: list[str] | tuple[str, ...]) -> tuple[str, ...]: ...
+    @overload
+    def tag_words(self, words: list[list[str]] | list[tuple[str, ...]]) -> list[tuple[str, ...]]: ...
+
+    def tag_words(self, words: Sequence[Any]) -> tuple[str, ...] | list[tuple[str, ...]]:
+        """IOB2 tags of pre-split words, one per word (as ``evaluate`` scores them).
+
+        A list of strings is one sentence and gives its tags; a list of word lists gives one
+        tuple of tags per sentence (an empty list: no sentences). Anything else is a ``TypeError``.
+
+        >>> tagger.tag_words(["Angela", "Merkel", "besuchte", "Paris"])  # doctest: +SKIP
+        ('B-PER', 'I-PER', 'O', 'B-LOC')
+        >>> tagger.tag_words([["Paris"], ["nichts", "hier"]])          # doctest: +SKIP
+        [('B-LOC',), ('O', 'O')]
+        """
+        wanted = "a list of words or a list of word lists"
+        if _is_one_sentence(words):
+            return self._word_tags([_documents(words, "tag_words", wanted, item=_is_str)])[0]
+        return self._word_tags(_documents(words, "tag_words", wanted, item=_is_word_list))
+
+    def _word_tags(self, sentences: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
+        units = [unit_from_tokens(words, "api", index + 1) for index, words in enumerate(sentences)]
+        return [tagged.tags for tagged in self.tag_units(units)]
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_one_sentence(value: Any) -> bool:
+    """A non-empty list of which no entry is itself a list: one sentence's words (or a mistake in them)."""
+    return _is_sequence(value) and bool(value) and not any(_is_sequence(entry) for entry in value)
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, (list, tuple))
+
+
+def _is_word_list(value: Any) -> bool:
+    return _is_sequence(value) and all(isinstance(word, str) for word in value)
+
+
+def _documents(value: Any, method: str, wanted: str, *, item: Callable[[Any], bool]) -> list[Any]:
+    """``value`` as a list whose every entry passes ``item``, or a ``TypeError`` saying what was given."""
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"Tagger.{method}() takes {wanted}, not {type(value).__name__}")
+    for index, entry in enumerate(value):
+        if not item(entry):
+            raise TypeError(
+                f"Tagger.{method}() takes {wanted}; item {index} is {type(entry).__name__} {entry!r:.40}"
+            )
+    return list(value)
 
 
 def chunks(units: Iterator[Unit], size: int) -> Iterator[list[Unit]]:
