@@ -27,7 +27,7 @@ from pathlib import Path
 from nertool.config import PretrainConfig
 from nertool.data.lines import describe_for_resave, file_lines
 from nertool.data.sampling import choose_indices, temperature_probs
-from nertool.data.sources import UNDETERMINED, folder_languages, is_hub_spec, load_corpus
+from nertool.data.sources import UNDETERMINED, folder_languages, is_dataset_folder, is_hub_spec, load_corpus
 from nertool.errors import ConfigError, DataError
 from nertool.predict.textsplit import split_words
 
@@ -84,7 +84,7 @@ def _read_entry(entry: str, languages: Sequence[str]) -> Iterator[tuple[str, str
 
 def _is_corpus(source: str) -> bool:
     path = Path(source)
-    if is_hub_spec(source):
+    if is_hub_spec(source) or is_dataset_folder(path):
         return True
     if path.is_dir():
         return bool(folder_languages(path))

@@ -48,12 +48,18 @@ def checkpoint_tokenizer(
     return load_tokenizer(str(folder))
 
 
-def save_run_model(model: Any, tokenizer: Any, run_dir: Path, accelerator: Any) -> None:
-    """``model/`` becomes this model and tokenizer, whole or not at all (main process writes)."""
+def save_run_model(
+    model: Any, tokenizer: Any, run_dir: Path, accelerator: Any, *, max_length: int | None = None
+) -> None:
+    """``model/`` becomes this model and tokenizer, whole or not at all (main process writes).
+
+    ``max_length`` (the run's ``model.max_length``) is saved as the tokenizer's limit, so that
+    ``transformers.pipeline`` on the saved folder windows long text as the run did.
+    """
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         tmp = run_dir / ".model.partial"
-        save_model(model, tokenizer, tmp)
+        save_model(model, tokenizer, tmp, max_length=max_length)
         replace_folder(tmp, run_dir / "model")
 
 

@@ -77,6 +77,8 @@ def load_training_data(recipe: Recipe) -> TrainingData:
         file_format=data.format,
         strict_tags=data.strict_tags,
         revision=data.revision,
+        tokens_column=data.tokens_column,
+        tags_column=data.tags_column,
     )
     train, manifest = _sample_training(corpus, recipe)
     dev = _eval_split(corpus, recipe.eval_languages, "validation", data.max_eval_samples)
@@ -259,7 +261,7 @@ def train_run(
     features = _run_features(recipe, data, model, tokenizer)
     hooks = LoopHooks(
         score=_dev_scorer(data, tokenizer, recipe, accelerator, track_test) if data.dev else None,
-        on_best=_best_saver(tokenizer, run_dir, accelerator),
+        on_best=_best_saver(tokenizer, run_dir, accelerator, max_length=recipe.model.max_length),
     )
     loop = Loop(
         model,
@@ -285,11 +287,11 @@ def train_run(
     return RunResult(run_dir, metrics, state.history)
 
 
-def _best_saver(tokenizer: Any, run_dir: Path, accelerator: Any) -> BestFn:
+def _best_saver(tokenizer: Any, run_dir: Path, accelerator: Any, *, max_length: int) -> BestFn:
     """The loop's ``on_best``: the best dev model so far becomes ``model/``."""
 
     def save(model: Any) -> None:
-        save_run_model(model, tokenizer, run_dir, accelerator)
+        save_run_model(model, tokenizer, run_dir, accelerator, max_length=max_length)
 
     return save
 
