@@ -243,7 +243,7 @@ def pretrain_run(
     loop.resume_or_restart(resume, run_dir / "train_log.jsonl")
     state = loop.run()  # the last weights become model/
     final = without_sparse_head(accelerator.unwrap_model(loop.model))
-    save_run_model(final, data.tokenizer, run_dir, accelerator)  # limit from the positions: any fine-tuning length
+    save_run_model(final, data.tokenizer, run_dir, accelerator)  # limit from positions: any fine-tune length
     return PretrainResult(run_dir, state.step, state.history, data.manifest)
 
 
