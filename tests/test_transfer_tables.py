@@ -13,15 +13,13 @@ import pytest
 from nertool.errors import ConfigError, NertoolError
 from nertool.transfer.curve import crossover, curve_json
 from nertool.transfer.plots import plot_curve, plot_table
+from nertool.transfer.render import to_csv, to_json, to_markdown
 from nertool.transfer.table import (
     Setting,
     build_table,
     each_name,
     expand_sources,
     group_trainings,
-    to_csv,
-    to_json,
-    to_markdown,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -21,14 +21,12 @@ from nertool.files import write_json, write_text
 from nertool.tables import markdown_rows, number
 from nertool.transfer.curve import crossover, curve_json
 from nertool.transfer.plan import REUSE, PlannedRun, RunOutcome, Scores, check_curve_recipe, zero_shot_source
+from nertool.transfer.render import to_csv, to_json, to_markdown
 from nertool.transfer.table import (
     SELECTION_STRATEGIES,
     Setting,
     TransferTable,
     build_table,
-    to_csv,
-    to_json,
-    to_markdown,
 )
 
 log = logging.getLogger("nertool")
