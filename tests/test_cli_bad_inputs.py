@@ -113,6 +113,7 @@ class NaNLossModel(torch.nn.Module):
         return type("Output", (), {"loss": loss})()
 
 
+@pytest.mark.slow  # the first AdamW of a session imports torch's compiler stack (seconds)
 def test_non_finite_losses_skip_steps_then_abort(tmp_path):
     from nertool.model.align import Feature
 
