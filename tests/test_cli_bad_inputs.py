@@ -10,10 +10,8 @@ import torch
 from typer.testing import CliRunner
 
 from nertool.cli.commands import app
-from nertool.config import build_recipe
 from nertool.errors import TrainingError
 from nertool.train.loop import Loop, LoopSettings
-from nertool.workflows.train import train_run
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"
 runner = CliRunner()
@@ -90,20 +88,6 @@ def test_wrong_type_in_recipe(tmp_path):
     assert "train.epochs" in result.output and "bad.toml" in result.output
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("labels")
-    recipe = build_recipe(
-        {
-            "model": {"name": "scratch:tiny", "max_length": 32},
-            "data": {"source": "sample", "max_train_samples": 16, "eval_languages": ["de"]},
-            "train": {"epochs": 1, "batch_size": 8},
-        }
-    )
-    train_run(recipe, folder)
-    return folder
-
-
 def test_label_unknown_to_the_model_is_an_error_not_a_silent_o(tiny_run, tmp_path):
     data = tmp_path / "misc.tsv"
     data.write_text("Berlin\tB-LOC\nist\tO\nschön\tB-MISC\n", encoding="utf-8")
@@ -129,6 +113,7 @@ class NaNLossModel(torch.nn.Module):
         return type("Output", (), {"loss": loss})()
 
 
+@pytest.mark.slow  # the first AdamW of a session imports torch's compiler stack (seconds)
 def test_non_finite_losses_skip_steps_then_abort(tmp_path):
     from nertool.model.align import Feature
 

@@ -1,6 +1,6 @@
 """Evaluation that explains: confusion matrices, imbalance, conventions, errors, intervals, seeds.
 
-One scratch:tiny model is trained once on the bundled German sample (about ten seconds) and
+The session's scratch:tiny run (trained on the bundled German sample, see conftest) is
 evaluated once with the full report; most tests read the written files and check them against
 independent computations from the written predictions (plain counting, seqeval itself, the
 model's own loss).
@@ -21,7 +21,6 @@ from seqeval.scheme import IOB2
 from typer.testing import CliRunner
 
 from nertool.cli.commands import app
-from nertool.config import build_recipe
 from nertool.data.readers import Sentence
 from nertool.evaluate.losses import IGNORED, subword_losses
 from nertool.evaluate.report import (
@@ -35,34 +34,16 @@ from nertool.model.batching import collate
 from nertool.model.build import load_trained
 from nertool.records import read_label_strategy
 from nertool.workflows.evaluate import evaluate_model
-from nertool.workflows.train import train_run
 
 runner = CliRunner()
 LANGUAGES = ("de", "fr")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def recipe(samples: int = 96, epochs: float = 3):
-    return build_recipe(
-        {
-            "seed": 7,
-            "model": {"name": "scratch:tiny", "max_length": 64},
-            "data": {
-                "source": "sample",
-                "train_languages": ["de"],
-                "eval_languages": ["de"],
-                "max_train_samples": samples,
-            },
-            "train": {"epochs": epochs, "batch_size": 16, "learning_rate": 3e-3, "warmup_ratio": 0.0},
-        }
-    )
-
-
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("run")
-    train_run(recipe(), folder)
-    return folder
+def run_dir(tiny_run):
+    """The session's tiny run (German training, German and French evaluation)."""
+    return tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -313,6 +294,7 @@ def seeds_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_multi_seed_training_writes_seed_folders_and_mean_std(seeds_run):
     metrics = json.loads((seeds_run / "metrics.json").read_text())
     per_seed = {s: json.loads((seeds_run / f"seed-{s}" / "metrics.json").read_text()) for s in (1, 2)}

@@ -19,10 +19,8 @@ from typer.testing import CliRunner
 
 import nertool.data.lines
 from nertool.cli.commands import app
-from nertool.config import build_recipe
 from nertool.data.readers import read_sentences
 from nertool.predict.readers import iter_units
-from nertool.workflows.train import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "nertool" / "resources" / "sample"
@@ -82,17 +80,9 @@ def mixed_endings(source: Path, target: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hostile-model")
-    recipe = build_recipe(
-        {
-            "model": {"name": "scratch:tiny", "max_length": 32},
-            "data": {"source": "sample", "max_train_samples": 16, "eval_languages": ["de"]},
-            "train": {"epochs": 1, "batch_size": 8},
-        }
-    )
-    train_run(recipe, folder)
-    return folder
+def tiny_model(tiny_run):
+    """The session's tiny run (see conftest)."""
+    return tiny_run
 
 
 # ---------------------------------------------------------------- line endings: read, not misread

@@ -23,10 +23,8 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from nertool.cli.commands import app
-from nertool.config import build_recipe
 from nertool.errors import ModelError
 from nertool.model.build import load_trained, masked_lm, save_model
-from nertool.workflows.train import train_run
 
 runner = CliRunner()
 EVIL_AUTO_MAP = {"AutoModelForTokenClassification": "evil.EvilModel", "AutoConfig": "evil.EvilConfig"}
@@ -42,23 +40,10 @@ class EvilModel(XLMRobertaForTokenClassification):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """One tiny trained run folder; every test works on a copy of it."""
+def trained(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's tiny run without its checkpoint; every test works on a copy of it."""
     folder = tmp_path_factory.mktemp("hostile") / "run"
-    recipe = build_recipe(
-        {
-            "seed": 3,
-            "model": {"name": "scratch:tiny", "max_length": 64},
-            "data": {
-                "source": "sample",
-                "train_languages": ["de"],
-                "eval_languages": ["de"],
-                "max_train_samples": 16,
-            },
-            "train": {"epochs": 1, "batch_size": 16},
-        }
-    )
-    train_run(recipe, folder)
+    shutil.copytree(tiny_run, folder)
     shutil.rmtree(folder / "checkpoint", ignore_errors=True)
     return folder
 

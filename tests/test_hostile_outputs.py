@@ -24,12 +24,11 @@ from typer.testing import CliRunner
 
 from nertool import files
 from nertool.cli.commands import app
-from nertool.config import build_recipe
 from nertool.errors import DataError
 from nertool.files import safe_child, write_text
 from nertool.run_folder import LOCK, claim_run_folder
 from nertool.workflows.evaluate import write_evaluation_report
-from nertool.workflows.train import SAMPLE_DIR, train_run
+from nertool.workflows.train import SAMPLE_DIR
 
 runner = CliRunner()
 
@@ -53,18 +52,9 @@ learning_rate = 0.003
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("hostile-run")
-    recipe = build_recipe(
-        {
-            "seed": 3,
-            "model": {"name": "scratch:tiny", "max_length": 64},
-            "data": {"source": "sample", "train_languages": ["de"], "eval_languages": ["de"]},
-            "train": {"epochs": 1, "batch_size": 16, "learning_rate": 3e-3},
-        }
-    )
-    train_run(recipe, folder)
-    return folder
+def run_dir(tiny_run: Path) -> Path:
+    """The session's tiny run (see conftest); tests that need a run to damage copy it."""
+    return tiny_run
 
 
 @pytest.fixture()
@@ -348,6 +338,7 @@ def test_only_the_main_rank_takes_the_lock(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ run folders: contents
 
 
+@pytest.mark.slow
 def test_a_finished_run_needs_overwrite_or_resume(recipe_file, tmp_path):
     run = tmp_path / "run"
     (run / "model").mkdir(parents=True)

@@ -314,6 +314,7 @@ def _log(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_run_folder_logs_loss_and_heldout_perplexity(pretrained):
     run_dir, result = pretrained
     for name in (
@@ -339,6 +340,7 @@ def test_run_folder_logs_loss_and_heldout_perplexity(pretrained):
     assert load_recipe(run_dir / "config.toml") == tiny_recipe(whole_word_masking=True)
 
 
+@pytest.mark.slow
 def test_output_loads_as_masked_lm_and_fills_a_mask(pretrained):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
@@ -350,6 +352,7 @@ def test_output_loads_as_masked_lm_and_fills_a_mask(pretrained):
     assert logits.shape[-1] == len(tokenizer) and torch.isfinite(logits).all()
 
 
+@pytest.mark.slow
 def test_train_starts_from_the_pretrained_run_and_keeps_its_tokenizer(pretrained, tmp_path):
     run_dir, _ = pretrained
     recipe = build_recipe(
@@ -376,6 +379,7 @@ def test_train_starts_from_the_pretrained_run_and_keeps_its_tokenizer(pretrained
     assert encoder["roberta.embeddings.word_embeddings.weight"].shape[0] == len(pretrained_vocab)
 
 
+@pytest.mark.slow
 def test_continued_pretraining_from_a_local_folder_keeps_the_tokenizer(pretrained, tmp_path):
     run_dir, _ = pretrained
     pretrain_run(tiny_recipe(model=str(run_dir / "model"), steps=2, eval_every=2), tmp_path / "dapt")
@@ -400,6 +404,7 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(run_dir / "model" / "model.safetensors")
 
 
+@pytest.mark.slow
 def test_resume_continues_the_loss_curve_of_an_uninterrupted_run(pretrained, tmp_path):
     """Interrupt at step 5 of 8, resume: same losses, held-out scores and final weights as one run.
 
@@ -423,6 +428,7 @@ def test_resume_continues_the_loss_curve_of_an_uninterrupted_run(pretrained, tmp
     assert all(torch.allclose(a[key], b[key], atol=1e-5) for key in a)
 
 
+@pytest.mark.slow
 def test_a_resumed_scratch_run_keeps_the_tokenizer_of_its_checkpoint(tmp_path):
     recipe = tiny_recipe(steps=3, eval_every=3)
     with pytest.raises(Interrupted):
@@ -435,6 +441,7 @@ def test_a_resumed_scratch_run_keeps_the_tokenizer_of_its_checkpoint(tmp_path):
     assert [r["step"] for r in _log(tmp_path) if "loss" in r] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_cli_pretrain_prints_heldout_table_and_errors_are_one_line(tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text(

@@ -17,6 +17,8 @@ from nertool.config import load_recipe
 from nertool.workflows.evaluate import evaluate_model
 from nertool.workflows.train import SAMPLE_DIR, train_run
 
+pytestmark = pytest.mark.slow  # every test here trains, most in subprocesses
+
 RECIPE = """
 seed = 11
 [model]
@@ -85,13 +87,11 @@ def _wait_for_checkpoint(process: subprocess.Popen, run: Path, timeout: float = 
 
 
 @pytest.fixture(scope="module")
-def reference_run(tmp_path_factory):
+def reference_run(tiny_run, tmp_path_factory):
     folder = tmp_path_factory.mktemp("resume")
-    # Start both runs from one saved model: Unigram tokenizer training is not bit-for-bit
-    # repeatable across processes, and this test is about the loop, not the tokenizer.
-    base = folder / "base"
-    train_run(load_recipe(write_recipe(folder, epochs=1, samples=16)), base)
-    recipe = write_recipe(folder, epochs=6, samples=64, model=str(base / "model"))
+    # Start both runs from one saved model (the session's tiny run): Unigram tokenizer training
+    # is not bit-for-bit repeatable across processes, and this test is about the loop.
+    recipe = write_recipe(folder, epochs=6, samples=64, model=str(tiny_run / "model"))
     reference = folder / "reference"
     assert nertool("train", str(recipe), "-o", str(reference)).wait() == 0
     return recipe, reference

@@ -189,7 +189,7 @@ def test_choose_indices_zero_and_negative() -> None:
 
 
 def test_choose_indices_does_not_depend_on_the_process_hash_seed() -> None:
-    code = "from nertool.data.sampling import choose_indices; print(choose_indices(10**6, 5, 7, 'de'))"
+    code = "from nertool.data.sampling import choose_indices; print(choose_indices(10**6, 5, 7, key='de'))"
     outputs = {
         subprocess.run(
             [sys.executable, "-c", code],

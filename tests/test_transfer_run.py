@@ -89,6 +89,7 @@ def metrics_of(run_dir: Path) -> dict:
 # ------------------------------------------------------------------ the matrix
 
 
+@pytest.mark.slow
 def test_matrix_writes_every_file_and_trains_each_language_set_once(done):
     out, _, events = done
     for name in ("transfer.json", "transfer.md", "transfer.csv", "transfer.png", "curve.json", "curve.png"):
@@ -113,6 +114,7 @@ def test_matrix_writes_every_file_and_trains_each_language_set_once(done):
     assert (out / "transfer.csv").read_text().splitlines()[0].startswith("setting,de,fr,mean,zero_shot_mean")
 
 
+@pytest.mark.slow
 def test_source_dev_headline_equals_each_runs_metrics_json(done):
     out, result, _ = done
     de, fr = metrics_of(out / "runs" / "de"), metrics_of(out / "runs" / "fr")
@@ -128,6 +130,7 @@ def test_source_dev_headline_equals_each_runs_metrics_json(done):
     assert any(score > 0 for score in result.table.row("de").scores)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", ["de", "fr"])
 def test_history_picks_the_checkpoint_that_was_kept(done, run):
     """The eval with the best source-dev score is the saved model: same step, same test F1."""
@@ -141,6 +144,7 @@ def test_history_picks_the_checkpoint_that_was_kept(done, run):
         )
 
 
+@pytest.mark.slow
 def test_target_dev_and_last_come_from_the_eval_history(done):
     out, result, _ = done
     history = [
@@ -155,6 +159,7 @@ def test_target_dev_and_last_come_from_the_eval_history(done):
     assert last_rows["de"] == {"de": evals[-1]["test_f1"]["de"], "fr": evals[-1]["test_f1"]["fr"]}
 
 
+@pytest.mark.slow
 def test_run_folders_carry_their_recipe_and_sampled_indices(done):
     out, _, _ = done
     manifest = json.loads((out / "runs" / "de" / "data_manifest.json").read_text())
@@ -167,6 +172,7 @@ def test_run_folders_carry_their_recipe_and_sampled_indices(done):
 # ------------------------------------------------------------------ the curve
 
 
+@pytest.mark.slow
 def test_curve_points_zero_shot_line_and_crossover(done):
     out, result, _ = done
     curve = json.loads((out / "curve.json").read_text())
@@ -183,6 +189,7 @@ def test_curve_points_zero_shot_line_and_crossover(done):
 # ------------------------------------------------------------------ resuming
 
 
+@pytest.mark.slow
 def test_a_cut_transfer_retrains_only_the_unfinished_run(done, tmp_path, monkeypatch):
     out, first, _ = done
     copy = tmp_path / "out"
@@ -204,6 +211,7 @@ def test_a_cut_transfer_retrains_only_the_unfinished_run(done, tmp_path, monkeyp
     assert again.table.row("de").scores == first.table.row("de").scores
 
 
+@pytest.mark.slow
 def test_changing_the_headline_selection_reuses_every_run(done, tmp_path):
     """Runs do not depend on the [transfer] section, so a new headline needs no training."""
     out, first, _ = done
@@ -332,6 +340,7 @@ def test_swiss_mix_recipe_runs_offline_with_overrides():
 # ------------------------------------------------------------------ CLI
 
 
+@pytest.mark.slow
 def test_cli_transfer_reuses_finished_runs_and_prints_the_table(done, tmp_path):
     out, _, _ = done
     copy = tmp_path / "out"
