@@ -227,7 +227,7 @@ def test_panx_prefix_is_stripped_everywhere_in_a_real_file() -> None:
 
 # (file, explicit format, line the error must name, words the message must hold)
 BAD_CASES = [
-    ("non_utf8.tsv", "auto", 3, ["utf-8", "byte 22"]),
+    ("non_utf8.tsv", "auto", 3, ["UTF-8", "byte 22"]),
     ("one_column.tsv", "auto", 3, ["found 1", "'groß'"]),
     ("one_column.tsv", "token_tag", 3, ["expected 2 columns"]),
     ("three_columns.tsv", "token_tag", 3, ["expected 2 columns", "found 3"]),

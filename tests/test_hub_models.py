@@ -16,7 +16,8 @@ from nertool.model.build import load_trained, save_model
 from nertool.model.limits import saved_max_length
 from nertool.predict.readers import Entity
 from nertool.predict.tagger import Tagger
-from nertool.workflows.train import SAMPLE_DIR, evaluate_model, train_run
+from nertool.workflows.evaluate import evaluate_model
+from nertool.workflows.train import SAMPLE_DIR, train_run
 
 pytestmark = pytest.mark.slow
 LONG_LINE = " ".join(["Angela Merkel besuchte Frankfurt am Main ."] * 430)  # 3,010 words
