@@ -56,10 +56,18 @@ def declared_max_length(model_dir: Path) -> Any:
     return json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))["model_max_length"]
 
 
-def test_saved_scratch_tokenizer_declares_the_model_positions(run_dir: Path) -> None:
+def test_saved_scratch_tokenizer_declares_the_run_limit(run_dir: Path) -> None:
+    """A trained run's tokenizer declares min(model positions - 2, the run's model.max_length = 64)."""
     model_dir = run_dir / "model"
     positions = json.loads((model_dir / "config.json").read_text())["max_position_embeddings"]
-    assert declared_max_length(model_dir) == positions - 2 == 512
+    assert positions - 2 == 512
+    assert declared_max_length(model_dir) == 64
+
+
+def test_save_model_without_a_run_limit_declares_the_model_positions(run_dir: Path, tmp_path: Path) -> None:
+    model, tokenizer, _ = load_trained(run_dir)
+    save_model(model, tokenizer, tmp_path / "m")
+    assert declared_max_length(tmp_path / "m") == 512
 
 
 def test_pipeline_tags_a_3000_word_line(run_dir: Path, tmp_path: Path) -> None:
