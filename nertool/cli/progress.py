@@ -107,7 +107,7 @@ def evaluation_progress(enabled: bool | None = None) -> Iterator[Callable[[Evalu
         task = progress.add_task("loading", total=None)
 
         def on_step(step: EvaluationStep) -> None:
-            description = f"{step.stage} {step.language}/{step.split}"
+            description = "report" if step.stage == "report" else f"{step.stage} {step.language}/{step.split}"
             progress.update(task, total=step.total, completed=step.done, description=description)
 
         yield on_step

@@ -73,7 +73,8 @@ class EvaluationStep:
 
     ``stage`` is ``scoring`` (predict and score the split) or ``losses`` (the per-subword loss pass
     behind ``errors.md``); ``done`` and ``total`` count sentences over every step of the call, so a
-    bar over them moves at the pace of the work, whatever the sizes of the splits.
+    bar over them moves at the pace of the work, whatever the sizes of the splits. A last ``report``
+    step (no language or split, ``done == total``) says the report files are being written.
     """
 
     stage: str
@@ -104,6 +105,10 @@ class _Steps:
             self.done += sentences
 
         return on_split
+
+    def report(self) -> None:
+        if self.progress is not None:
+            self.progress(EvaluationStep("report", "", "", 0, self.done, self.total))
 
 
 def _sentence_count(corpus: Corpus, splits: Sequence[str]) -> int:
@@ -175,6 +180,7 @@ def evaluate_model(
         record = EvaluationRecord.from_json(metrics)
     if report_dir is not None:
         records = _loss_records(run, evaluations, steps.stage("losses")) if losses else None
+        steps.report()
         write_evaluation_report(report_dir, record, evaluations, records=records, options=options)
     return EvaluationResult(record, evaluations, report_dir)
 
