@@ -124,3 +124,18 @@ def test_non_finite_losses_skip_steps_then_abort(tmp_path):
         loop.run()
     assert loop.state.nonfinite_steps == 4
     assert torch.equal(loop.model.weight.detach(), torch.ones(2, 2)), "a skipped step must not update weights"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "no/such/run", "x.txt", "--output-format", "xml"],
+        ["predict", "no/such/run", "x.txt", "--text-mode", "page", "-o", "out.jsonl"],
+        ["evaluate", "no/such/run", "--data", "no/such/data", "--split", "dev,holdout"],
+    ],
+)
+def test_an_unknown_choice_is_a_usage_error_before_the_model_or_data_is_looked_at(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value" in result.output and "not found" not in result.output
+    assert "Traceback" not in result.output

@@ -108,6 +108,7 @@ def test_evaluate(monkeypatch, tmp_path):
             "file_format": "conll",
             "strict_tags": True,
             "options": ReportOptions(bootstrap=50, seed=3, errors=False, report=True),
+            "progress": None,  # no bar: the runner's stderr is not a terminal
         },
     )
 

@@ -1,9 +1,24 @@
 """The one error boundary of the command line: every failure becomes one readable line.
 
-See ``nertool.cli.commands`` for the exit codes. ``NertoolError`` messages are the library's own;
-standard errors that leak from below (``OSError``, invalid JSON/TOML/UTF-8, a corrupt safetensors
-file, a pydantic ``ValidationError``, out of memory) get a message naming the file and what to do;
-anything else is a bug, reported in one line unless ``NERTOOL_DEBUG=1`` lets the traceback through.
+Exit codes (``errors`` below; the option types and checks are in ``options``):
+
+- 2: a usage error, found while parsing, before any work starts: an unknown ``--format``,
+  ``--input-format``, ``--output-format`` or ``--text-mode`` (click choices, listed in ``--help``
+  and completed by the shell), an unknown ``--split`` (a split or an alias of one, ``dev``), a
+  language that is not a code (``nertool.langcode``), an unknown ``--encoding``, a ``--device``
+  this machine does not have (``cuda`` without a CUDA device).
+- 1: the input is wrong or the system refused: any ``NertoolError``, and the standard errors
+  that leak from below (``OSError`` such as a permission, a folder where a file belongs, a full
+  disk; invalid JSON, TOML or UTF-8 in a file nertool did not write; a corrupt safetensors
+  file; a pydantic ``ValidationError``) become one line ``error: <file>: <what>; <what to do>``.
+- 1: anything else is a bug; it is one line too, ``error: internal error: <type>: <message>``,
+  naming ``NERTOOL_DEBUG=1``, with which the exception propagates with its traceback.
+- 130: interrupted (Ctrl-C).
+
+``NertoolError`` messages are the library's own; standard errors that leak from below (``OSError``,
+invalid JSON/TOML/UTF-8, a corrupt safetensors file, a pydantic ``ValidationError``, out of memory)
+get a message naming the file and what to do; anything else is a bug, reported in one line unless
+``NERTOOL_DEBUG=1`` lets the traceback through.
 """
 
 from __future__ import annotations

@@ -4,19 +4,7 @@ Each command parses its arguments, calls one function in ``workflows`` by keywor
 call directly, or replace by a stub), and hands the result to ``render``. Heavy libraries
 (torch, transformers) are imported inside commands, so ``nertool --help`` is instant.
 
-Exit codes and the one error boundary (``boundary.errors``; option checks in ``options``):
-
-- 2: a usage error, found while parsing, before any work starts: an unknown ``--format``,
-  ``--split``, ``--input-format``, ``--output-format`` or ``--text-mode`` (click choices), a
-  language that is not a code (``nertool.langcode``), an unknown ``--encoding``, a ``--device``
-  this machine does not have (``cuda`` without a CUDA device).
-- 1: the input is wrong or the system refused: any ``NertoolError``, and the standard errors
-  that leak from below (``OSError`` such as a permission, a folder where a file belongs, a full
-  disk; invalid JSON, TOML or UTF-8 in a file nertool did not write; a corrupt safetensors
-  file; a pydantic ``ValidationError``) become one line ``error: <file>: <what>; <what to do>``.
-- 1: anything else is a bug; it is one line too, ``error: internal error: <type>: <message>``,
-  naming ``NERTOOL_DEBUG=1``, with which the exception propagates with its traceback.
-- 130: interrupted (Ctrl-C).
+Exit codes: ``boundary`` (the one error boundary); option types and checks: ``options``.
 """
 
 from __future__ import annotations
@@ -32,32 +20,44 @@ import typer
 
 from nertool import __version__
 from nertool.cli import boundary
+from nertool.cli.logs import setup_logging
 from nertool.cli.options import (
+    Bootstrap,
+    DataSpec,
+    Device,
+    Encoding,
+    Errors,
     FileFormatOption,
+    InputFormatOption,
+    JsonOutput,
     Languages,
+    MaxTokens,
     OutDir,
+    OutputFormatOption,
     Overrides,
     Overwrite,
+    Report,
     Resume,
-    check_device,
-    check_encoding,
-    check_languages,
-    check_split,
-    check_splits,
+    Split,
+    Splits,
+    StrictTags,
+    TextModeOption,
     default_out,
     is_stdout,
     split_list,
     transfer_out,
     world_is_main,
 )
-from nertool.workflows.choices import InputFormat, OutputFormat, TextMode
 
-app = typer.Typer(
-    no_args_is_help=True,
-    add_completion=False,
-    help=__doc__.splitlines()[0] if __doc__ else None,
-    pretty_exceptions_enable=False,
+HELP = (
+    "nertool trains and scores named-entity recognition models in many languages (XLM-R, or the "
+    "offline scratch: models). Fine-tune a model from a recipe with train, score it per language with "
+    "evaluate, test whether one model really beats another with compare, measure cross-lingual "
+    "transfer with transfer, continue pre-training on raw text with pretrain, tag text files with "
+    "predict, and look at data with data inspect; demo runs it all offline in about a minute. "
+    "Each command's --help says what it writes."
 )
+app = typer.Typer(no_args_is_help=True, add_completion=True, help=HELP, pretty_exceptions_enable=False)
 data_app = typer.Typer(no_args_is_help=True, help="Look at data sources before training on them.")
 app.add_typer(data_app, name="data")
 
@@ -75,25 +75,7 @@ def main_callback(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
 ) -> None:
-    """Multilingual NER with XLM-R: train, evaluate, transfer across languages, tag text files."""
-    _setup_logging(logging.WARNING if quiet else logging.INFO)
-
-
-def _setup_logging(level: int) -> None:
-    import os
-
-    from rich.console import Console
-    from rich.logging import RichHandler
-
-    logger = logging.getLogger("nertool")
-    logger.handlers = [RichHandler(show_time=False, show_path=False, console=Console(stderr=True))]
-    logger.setLevel(level)
-    for noisy in ("transformers", "accelerate", "datasets"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    if "transformers" in sys.modules:  # imported before the CLI ran (tests, embedding)
-        sys.modules["transformers"].utils.logging.disable_progress_bar()
+    setup_logging(logging.WARNING if quiet else logging.INFO)
 
 
 @app.command()
@@ -103,8 +85,14 @@ def train(
     overrides: Overrides = None,
     resume: Resume = False,
     overwrite: Overwrite = False,
+    as_json: JsonOutput = False,
 ) -> None:
-    """Fine-tune a token-classification model; writes model/, metrics.json and logs to the run folder."""
+    """Fine-tune a token-classification model from a recipe and score it on test and validation.
+
+    Writes the run folder (-o, default runs/<recipe name>): model/ (the best
+    model and its tokenizer), metrics.json (the scores it prints), config.toml
+    (the recipe as run), data_manifest.json, train_log.jsonl.
+    """
     from nertool.cli import render
     from nertool.config import load_recipe
     from nertool.workflows import jobs
@@ -114,7 +102,9 @@ def train(
         run_dir = default_out(recipe, output)
         reporter = render.progress_reporter(world_is_main())
         result = jobs.train_job(config, run_dir, resume=resume, overwrite=overwrite, reporter=reporter)
-        if world_is_main() and config.train.seeds:
+        if world_is_main() and as_json:
+            render.print_json(result.metrics)
+        elif world_is_main() and config.train.seeds:
             render.print_seed_metrics(result.metrics, title=f"{run_dir} — F1 over seeds {config.train.seeds}")
         elif world_is_main():
             render.print_metrics(result.metrics, title=f"{run_dir} — test/validation F1")
@@ -123,54 +113,48 @@ def train(
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Argument(help="Run folder or model folder.")],
-    data: Annotated[
-        str,
-        typer.Option(
-            help="Data SPEC: file, corpus folder <dir>/<lang>/<split>.<ext>, hub:NAME[:CONFIG], or 'sample'."
-        ),
-    ],
-    languages: Annotated[
-        str,
-        typer.Option(
-            help="Comma-separated languages (default: all in the folder).", callback=check_languages
-        ),
-    ] = "",
-    split: Annotated[
-        str, typer.Option(help="Comma-separated splits to score.", callback=check_splits)
-    ] = "test",
+    data: DataSpec,
+    languages: Languages = "",
+    split: Splits = "test",
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Report folder (metrics.json, predictions/).")
     ] = None,
     file_format: FileFormatOption = "auto",
-    strict_tags: Annotated[
-        bool, typer.Option(help="Refuse orphan I- tags instead of repairing them.")
-    ] = False,
-    bootstrap: Annotated[
-        int, typer.Option(help="Resamples for 95% intervals of each F1 (0: none).", min=0)
-    ] = 0,
+    strict_tags: StrictTags = False,
+    bootstrap: Bootstrap = 0,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
-    errors: Annotated[
-        bool, typer.Option("--errors/--no-errors", help="Per-subword loss tables: errors.md/json.")
-    ] = True,
-    report: Annotated[
-        bool, typer.Option("--report/--no-report", help="report.md, confusion matrices, heatmaps.")
-    ] = True,
+    errors: Errors = True,
+    report: Report = True,
+    as_json: JsonOutput = False,
 ) -> None:
-    """Score a trained model per language and split with seqeval (default, strict IOB2), and explain it."""
+    """Score a trained model per language and split (seqeval, strict IOB2 by default) and explain it.
+
+    Prints the scores. With -o it writes to that folder: metrics.json,
+    predictions/<lang>-<split>.conll, errors.md and errors.json (unless
+    --no-errors), report.md, report.json, confusion/ tables and heatmaps (unless
+    --no-report).
+    """
     from nertool.cli import render
     from nertool.workflows import evaluate as evaluation
 
     with boundary.errors():
-        result = evaluation.evaluate_model(
-            model,
-            data,
-            split_list(languages),
-            splits=split_list(split),
-            report_dir=output,
-            file_format=file_format,
-            strict_tags=strict_tags,
-            options=evaluation.ReportOptions(bootstrap=bootstrap, seed=seed, errors=errors, report=report),
-        )
+        with render.evaluation_progress() as progress:  # the bar is gone before the table prints
+            result = evaluation.evaluate_model(
+                model,
+                data,
+                split_list(languages),
+                splits=split_list(split),
+                report_dir=output,
+                file_format=file_format,
+                strict_tags=strict_tags,
+                options=evaluation.ReportOptions(
+                    bootstrap=bootstrap, seed=seed, errors=errors, report=report
+                ),
+                progress=progress,
+            )
+        if as_json:
+            render.print_json(result.record)
+            return
         render.print_metrics(result.record, title=f"{model} on {data}")
         if result.report is not None and report:
             render.console.print(f"report: {result.report}")
@@ -186,27 +170,40 @@ def data_inspect(
         str | None, typer.Option(help="Tokenizer for the alignment audit (run folder or hub id).")
     ] = None,
     file_format: FileFormatOption = "auto",
+    as_json: JsonOutput = False,
 ) -> None:
-    """Counts per language and split: sentences, labels, entity types, share of O, subword alignment."""
+    """Counts per language and split: sentences, tokens, entity types, share of O, subword alignment.
+
+    Reads the data and writes nothing; prints the counts (with --model, the
+    alignment audit too).
+    """
     from nertool.cli import render
     from nertool.workflows import inspection
 
     with boundary.errors():
         report = inspection.inspect_source(spec, split_list(languages), model, file_format=file_format)
-        render.print_inspection(report)
+        render.print_json(report) if as_json else render.print_inspection(report)
 
 
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path("runs/demo"),
+    as_json: JsonOutput = False,
 ) -> None:
-    """Train scratch:tiny on the bundled German sample and score de/fr/it/en (offline, ~1 minute)."""
+    """Train scratch:tiny on the bundled German sample and score de/fr/it/en (offline, ~1 minute).
+
+    Writes a run folder as train does (-o, default runs/demo) and prints the
+    scores.
+    """
     from nertool.cli import render
     from nertool.workflows import jobs
 
     with boundary.errors():
         result = jobs.demo_job(output, reporter=render.progress_reporter(True))
-        render.print_metrics(result.metrics, title="demo: scratch:tiny trained on the German sample")
+        if as_json:
+            render.print_json(result.metrics)
+        else:
+            render.print_metrics(result.metrics, title="demo: scratch:tiny trained on the German sample")
 
 
 @app.command()
@@ -216,26 +213,22 @@ def predict(
     output: Annotated[
         str | None, typer.Option("-o", "--output", help="Output file (default: standard output).")
     ] = None,
-    input_format: Annotated[InputFormat, typer.Option(help="Input format.")] = "auto",
-    output_format: Annotated[OutputFormat, typer.Option(help="Output format.")] = "jsonl",
-    text_mode: Annotated[
-        TextMode, typer.Option(help="Text units: line, paragraph (blank-line separated) or file.")
-    ] = "line",
+    input_format: InputFormatOption = "auto",
+    output_format: OutputFormatOption = "jsonl",
+    text_mode: TextModeOption = "line",
     doc_per_file: Annotated[bool, typer.Option(help="Shortcut for --text-mode file.")] = False,
-    encoding: Annotated[
-        str, typer.Option(help="Encoding of the input files.", callback=check_encoding)
-    ] = "utf-8",
+    encoding: Encoding = "utf-8",
     batch_size: Annotated[int, typer.Option(help="Most sentences in one batch.", min=1)] = 256,
-    max_tokens: Annotated[
-        int, typer.Option(help="Most padded subword positions in one batch.", min=1)
-    ] = 8192,
-    device: Annotated[
-        str | None,
-        typer.Option(help="cpu, cuda, cuda:1 ... (default: GPU if any).", callback=check_device),
-    ] = None,
+    max_tokens: MaxTokens = 8192,
+    device: Device = None,
     quantize: Annotated[bool, typer.Option(help="Dynamic int8 on CPU: ~2x faster, small F1 cost.")] = False,
 ) -> None:
-    """Tag text, CoNLL or JSONL files; one output record per input line/sentence, in order."""
+    """Tag text, CoNLL or JSONL files with a trained model.
+
+    Writes one record per input unit (line, paragraph, file or sentence), in
+    input order, to -o or to standard output: JSON lines, CoNLL columns or
+    spans-tsv rows.
+    """
     from nertool.cli import render
     from nertool.workflows import predict as prediction
 
@@ -263,15 +256,20 @@ def predict(
 def compare(
     run_a: Annotated[str, typer.Argument(help="Run or model folder A.")],
     run_b: Annotated[str, typer.Argument(help="Run or model folder B.")],
-    data: Annotated[str, typer.Option(help="Data SPEC both models are scored on (as for evaluate).")],
+    data: DataSpec,
     languages: Languages = "",
-    split: Annotated[str, typer.Option(help="The split to score.", callback=check_split)] = "test",
+    split: Split = "test",
     bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples.", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="JSON file for the result.")] = None,
     file_format: FileFormatOption = "auto",
+    as_json: JsonOutput = False,
 ) -> None:
-    """Is A's F1 really different from B's? A paired bootstrap test per language on the same sentences."""
+    """Is A's F1 really different from B's? A paired bootstrap test per language on the same sentences.
+
+    Prints F1 of A and B, their difference with its 95% interval and the
+    p-value; -o writes the same as a JSON file.
+    """
     from nertool.cli import render
     from nertool.workflows import evaluate as evaluation
 
@@ -287,7 +285,7 @@ def compare(
             output=output,
             file_format=file_format,
         )
-        render.print_comparison(result)
+        render.print_json(result) if as_json else render.print_comparison(result)
 
 
 @app.command()
@@ -297,8 +295,14 @@ def transfer(
     overrides: Overrides = None,
     keep_checkpoints: Annotated[bool, typer.Option(help="Keep each finished run's checkpoint/.")] = False,
     overwrite: Overwrite = False,
+    as_json: JsonOutput = False,
 ) -> None:
-    """Cross-lingual transfer: a model per training-language set, test F1 per language, sample-size curve."""
+    """Cross-lingual transfer: a model per training-language set, test F1 per language, sample-size curve.
+
+    Writes to -o (default runs/<recipe name>-transfer): runs/<setting>/ (a run
+    folder each), transfer.json, transfer.md, transfer.csv, transfer.png and,
+    with a curve, curve.json and curve.png. Prints the table.
+    """
     from nertool.cli import render
     from nertool.config import load_recipe
     from nertool.workflows import jobs
@@ -313,20 +317,28 @@ def transfer(
             keep_checkpoints=keep_checkpoints,
             progress=progress,
         )
-        if world_is_main():
+        if world_is_main() and as_json:
+            render.print_transfer_json(result.out_dir)
+        elif world_is_main():
             title = f"test F1, rows = training languages ({result.table.selection})"
             render.print_transfer(title, *jobs.transfer_summary(result))
 
 
 @app.command()
 def pretrain(
-    recipe: Annotated[Path, typer.Argument(help="Recipe TOML with a [pretrain] section (see recipes/).")],
+    recipe: Annotated[Path, typer.Argument(help="Recipe TOML with a \\[pretrain] section (see recipes/).")],
     output: OutDir = None,
     overrides: Overrides = None,
     resume: Resume = False,
     overwrite: Overwrite = False,
+    as_json: JsonOutput = False,
 ) -> None:
-    """Masked-LM (continued) pre-training on raw text; RUN_DIR/model/ then serves as model.name for train."""
+    """Masked-LM (continued) pre-training on raw text, for a train recipe's model.name to start from.
+
+    Writes the run folder (-o, default runs/<recipe name>): model/ (the encoder
+    and its tokenizer), config.toml, data_manifest.json, train_log.jsonl. Prints
+    the held-out loss at each evaluation.
+    """
     from nertool.cli import render
     from nertool.config import load_recipe
     from nertool.workflows import jobs
@@ -336,7 +348,9 @@ def pretrain(
         run_dir = default_out(recipe, output)
         reporter = render.pretrain_progress(world_is_main())
         result = jobs.pretrain_job(config, run_dir, resume=resume, overwrite=overwrite, reporter=reporter)
-        if world_is_main():
+        if world_is_main() and as_json:
+            render.print_json(result)
+        elif world_is_main():
             render.print_pretrain(run_dir, result.history)
 
 

@@ -2,6 +2,8 @@
 
 Checks run while Typer parses, before any work starts: a language that is not a code (a path
 would leave ``-o``), an unknown split or encoding, a ``--device`` this machine does not have.
+Options with a fixed vocabulary are ``Literal`` types (Typer makes them click choices: checked,
+listed in ``--help``, completed by the shell); comma lists and devices get a completer.
 """
 
 from __future__ import annotations
@@ -13,7 +15,17 @@ from typing import Annotated
 
 import typer
 
-from nertool.workflows.choices import LANGUAGE_RULE, SPLITS, FileFormat, is_language_code
+from nertool.workflows.choices import (
+    DEVICES,
+    LANGUAGE_RULE,
+    SPLIT_NAMES,
+    SPLITS,
+    FileFormat,
+    InputFormat,
+    OutputFormat,
+    TextMode,
+    is_language_code,
+)
 
 Overrides = Annotated[
     list[str] | None, typer.Option("--set", help="Override a recipe key: section.key=value (TOML value).")
@@ -40,19 +52,39 @@ def check_languages(value: str | None) -> str | None:
     return value
 
 
+_SPLIT_HELP = "train, validation (or dev, val, testa), test (or testb)"
+
+
+def _split(name: str) -> str:
+    """A split name or one of its aliases (``dev``) → the split (``validation``)."""
+    split = SPLIT_NAMES.get(name)
+    if split is None:
+        raise typer.BadParameter(f"unknown split {name!r}; use one of {', '.join(SPLITS)}")
+    return split
+
+
 def check_splits(value: str) -> str:
-    for split in split_list(value):
-        if split not in SPLITS:
-            raise typer.BadParameter(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    if not split_list(value):
+    """``--split`` of evaluate: a comma list of splits, aliases given as the split they name."""
+    splits = [_split(name) for name in split_list(value)]
+    if not splits:
         raise typer.BadParameter(f"name at least one split ({', '.join(SPLITS)})")
-    return value
+    return ",".join(dict.fromkeys(splits))
 
 
 def check_split(value: str) -> str:
-    if value not in SPLITS:
-        raise typer.BadParameter(f"unknown split {value!r}; use one of {', '.join(SPLITS)}")
-    return value
+    """``--split`` of compare: one split (an alias is given as the split it names)."""
+    return _split(value.strip())
+
+
+def complete_splits(incomplete: str) -> list[str]:
+    """Shell completion of a comma list of splits: the last item is completed, the rest kept."""
+    done, _, last = incomplete.rpartition(",")
+    prefix = f"{done}," if done else ""
+    return [prefix + split for split in SPLITS if split.startswith(last)]
+
+
+def complete_devices(incomplete: str) -> list[str]:
+    return [device for device in DEVICES if device.startswith(incomplete)]
 
 
 def check_encoding(value: str) -> str:
@@ -92,9 +124,64 @@ def check_device(value: str | None) -> str | None:
     return value
 
 
-FileFormatOption = Annotated[FileFormat, typer.Option("--format", help="Input format.")]
+InputFormatOption = Annotated[InputFormat, typer.Option(help="Format of the input files.")]
+OutputFormatOption = Annotated[OutputFormat, typer.Option(help="Format of the output.")]
+TextModeOption = Annotated[
+    TextMode, typer.Option(help="Text units: line, paragraph (blank-line separated) or file.")
+]
+Encoding = Annotated[str, typer.Option(help="Encoding of the input files.", callback=check_encoding)]
+MaxTokens = Annotated[int, typer.Option(help="Most padded subword positions in one batch.", min=1)]
+FileFormatOption = Annotated[FileFormat, typer.Option("--format", help="Format of the data files.")]
+Splits = Annotated[
+    str,
+    typer.Option(
+        "--split",
+        metavar="SPLIT,...",
+        help=f"Comma-separated splits to score: {_SPLIT_HELP}.",
+        callback=check_splits,
+        autocompletion=complete_splits,
+    ),
+]
+Split = Annotated[
+    str,
+    typer.Option(
+        "--split",
+        metavar="SPLIT",
+        help=f"The split to score: {_SPLIT_HELP}.",
+        callback=check_split,
+        autocompletion=complete_splits,
+    ),
+]
+Device = Annotated[
+    str | None,
+    typer.Option(
+        metavar="DEVICE",
+        help="cpu, cuda, cuda:N or mps (default: the GPU if there is one).",
+        callback=check_device,
+        autocompletion=complete_devices,
+    ),
+]
+StrictTags = Annotated[bool, typer.Option(help="Refuse orphan I- tags instead of repairing them.")]
+Bootstrap = Annotated[int, typer.Option(help="Resamples for 95% intervals of each F1 (0: none).", min=0)]
+Errors = Annotated[
+    bool, typer.Option("--errors/--no-errors", help="Per-subword loss tables: errors.md and errors.json.")
+]
+Report = Annotated[
+    bool, typer.Option("--report/--no-report", help="report.md, confusion matrices, heatmaps.")
+]
+JsonOutput = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON on standard output instead of tables.")
+]
 Languages = Annotated[
-    str, typer.Option(help="Comma-separated languages (default: all).", callback=check_languages)
+    str,
+    typer.Option(help="Comma-separated languages (default: all the source has).", callback=check_languages),
+]
+DataSpec = Annotated[
+    str,
+    typer.Option(
+        "--data",
+        help="Data SPEC: a file, a corpus folder <dir>/<lang>/<split>.<ext>, hub:NAME[:CONFIG] or 'sample'.",
+    ),
 ]
 
 

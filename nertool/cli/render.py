@@ -1,76 +1,110 @@
-"""Terminal rendering for the CLI: progress bars and tables from the records workflows return.
+"""What the CLI prints: tables or JSON of the records workflows return (progress: ``progress``).
 
 Kept apart from the workflows (which return data) so library users never get output they
-did not ask for, and so the same result can be printed, saved or tested.
+did not ask for, and so the same result can be printed, saved or tested. Results go to standard
+output: as tables (as wide as they need when it is not a terminal, so nothing is cut in a pipe or
+a log) or, with ``--json``, as the result's JSON document. Progress goes to standard error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
+from nertool.cli.progress import (  # the commands reach the progress displays through here too
+    PretrainProgress,
+    ProgressReporter,
+    TransferProgress,
+    evaluation_progress,
+    pretrain_progress,
+    progress_reporter,
+    transfer_progress,
+    unit_progress,
+)
 from nertool.records import Comparison, EvaluationRecord, InspectionReport
 from nertool.run_folder import RunFolder
 from nertool.tables import text
 
-console = Console()
+__all__ = [
+    "WIDE",
+    "PretrainProgress",
+    "ProgressReporter",
+    "TransferProgress",
+    "console",
+    "evaluation_progress",
+    "out",
+    "pretrain_progress",
+    "print_comparison",
+    "print_inspection",
+    "print_json",
+    "print_metrics",
+    "print_pretrain",
+    "print_seed_metrics",
+    "print_table",
+    "print_transfer",
+    "print_transfer_json",
+    "progress_reporter",
+    "transfer_progress",
+    "unit_progress",
+]
+
+WIDE = 4096  # the width of standard output when it is not a terminal: wider than any table
 
 
-class ProgressReporter:
-    """A rich progress bar over optimisation steps with the running loss and speed."""
-
-    def __init__(self, enabled: bool = True, description: str = "training"):
-        self.enabled = enabled
-        self.description = description
-        self.progress: Progress | None = None
-        self.task: Any = None
-
-    def start(self, total_steps: int, done: int) -> None:
-        if not self.enabled:
-            return
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self.progress.start()
-        self.task = self.progress.add_task(self.description, total=total_steps, completed=done, loss="–")
-
-    def step(self, step: int, loss: float) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=step, loss=f"{loss:.4f}")
-
-    def log(self, record: dict[str, Any]) -> None:
-        if self.progress is not None and "eval" in record:
-            scores = ", ".join(f"{k} {v:.3f}" for k, v in record["eval"].get("dev_f1", {}).items())
-            self.progress.console.print(f"step {record['step']}: dev F1 {scores}")
-
-    def finish(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+def out() -> Console:
+    """Standard output as it is now: a terminal's own width, else (a pipe, a file, a test runner)
+    wide enough that no table is cut to 80 columns (``COLUMNS`` still decides where it is set)."""
+    console = Console()
+    if console.is_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return console
+    return Console(width=WIDE)
 
 
-def progress_reporter(enabled: bool) -> ProgressReporter:
-    return ProgressReporter(enabled)
+class _Stdout:
+    """``console.print`` on standard output as it is when printing (see ``out``)."""
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        out().print(*objects, **options)
+
+
+console = _Stdout()
+
+
+def print_json(result: Any) -> None:
+    """A result as one JSON document on standard output (``--json``): a record's ``to_json()``,
+    a dataclass's fields, or the mapping itself; paths are written as strings."""
+    if hasattr(result, "to_json"):
+        result = result.to_json()
+    elif dataclasses.is_dataclass(result) and not isinstance(result, type):
+        result = dataclasses.asdict(result)
+    typer.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+
+
+def print_transfer_json(out_dir: Path) -> None:
+    """The transfer's result is ``transfer.json``, just written: printed as it is on disk."""
+    print_json(json.loads((out_dir / "transfer.json").read_text(encoding="utf-8")))
+
+
+def _table(
+    title: str, columns: Sequence[str], names: Sequence[str] = (), numbers: JustifyMethod = "right"
+) -> Table:
+    """A table whose cells are never cut: ``names`` columns fold onto a new line, the others
+    (numbers, justified ``numbers``) keep every digit."""
+    table = Table(title=title)
+    for column in columns:
+        if column in names:
+            table.add_column(column, justify="left", overflow="fold")
+        else:
+            table.add_column(column, justify=numbers, no_wrap=True)
+    return table
 
 
 def _fmt(value: Any) -> str:
@@ -79,7 +113,6 @@ def _fmt(value: Any) -> str:
 
 def print_inspection(report: InspectionReport) -> None:
     """Per language and split: sentences, tokens, entities, share of O, and the alignment audit."""
-    table = Table(title=f"data: {report.source}")
     columns = (
         "language",
         "split",
@@ -91,8 +124,12 @@ def print_inspection(report: InspectionReport) -> None:
         "PER/ORG/LOC/...",
         "repaired",
     )
-    for column in columns:
-        table.add_column(column)
+    table = _table(
+        f"data: {report.source}",
+        columns,
+        names=("language", "split", "format", "PER/ORG/LOC/..."),
+        numbers="left",
+    )
     for row in report.splits:
         types = " ".join(f"{k}:{v}" for k, v in row["entity_types"].items())
         table.add_row(
@@ -117,30 +154,10 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
         return
     table = Table(title=title)
     for column in rows[0]:
-        table.add_column(str(column))
+        table.add_column(str(column), overflow="fold")
     for row in rows:
         table.add_row(*(_fmt(row.get(column)) for column in rows[0]))
     console.print(table)
-
-
-@contextmanager
-def unit_progress(enabled: bool) -> Iterator[Callable[[int], None]]:
-    """A counter of tagged units with their rate, on stderr; yields the ``advance(n)`` callback."""
-    if not enabled:
-        yield lambda n: None
-        return
-    from rich.progress import Progress, SpinnerColumn, TaskProgressColumn
-
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("tagging"),
-        TaskProgressColumn(show_speed=True),
-        TextColumn("{task.completed} units"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-    ) as progress:
-        task = progress.add_task("tagging", total=None)
-        yield lambda n: progress.advance(task, n)
 
 
 def _interval(block: Mapping[str, Any], key: str = "f1_ci") -> str:
@@ -162,25 +179,26 @@ def _print_language_split_table(
     cells: Callable[[Mapping[str, Any]], list[str]],
 ) -> None:
     """One row per (language, split) of a record; ``cells`` gives the columns after those two."""
-    table = Table(title=title)
-    for column in ("language", "split", *columns):
-        table.add_column(column, justify="left" if column in ("language", "split") else "right")
+    table = _table(title, ("language", "split", *columns), names=("language", "split"))
     for language, split, block in _record(metrics).blocks():
         table.add_row(language, split, *cells(block))
     console.print(table)
 
 
 def print_metrics(metrics: EvaluationRecord | Mapping[str, Any], title: str) -> None:
-    """Scores per language and split: micro F1 with its bootstrap interval (if any), macro/strict F1,
-    precision, recall, token accuracy, sentences."""
-    columns = ("f1", "95% CI", "macro_f1", "strict_f1", "precision", "recall", "token_acc", "sentences")
+    """Scores per language and split: micro F1 with its bootstrap interval (a column only when
+    there are intervals: ``--bootstrap``), macro/strict F1, precision, recall, token accuracy,
+    sentences."""
+    record = _record(metrics)
+    intervals = any(block.get("f1_ci") for _, _, block in record.blocks())
+    columns = ("f1", *(["95% CI"] if intervals else []), "macro_f1", "strict_f1", "precision")
     _print_language_split_table(
         title,
-        columns,
-        metrics,
+        (*columns, "recall", "token_acc", "sentences"),
+        record,
         lambda s: [
             _fmt(s["f1"]),
-            _interval(s),
+            *([_interval(s)] if intervals else []),
             _fmt(s.get("macro_f1")),
             _fmt(s["strict_f1"]),
             _fmt(s["precision"]),
@@ -209,9 +227,9 @@ def print_seed_metrics(metrics: EvaluationRecord | Mapping[str, Any], title: str
 
 def print_comparison(result: Comparison) -> None:
     """Paired bootstrap per language: F1 of A and B, their difference with its interval, the p-value."""
-    table = Table(title=f"A = {result.model_a}  vs  B = {result.model_b}  ({result.n} resamples)")
-    for column in ("language", "split", "sentences", "f1 A", "f1 B", "A − B", "95% CI", "p-value"):
-        table.add_column(column, justify="left" if column in ("language", "split") else "right")
+    title = f"A = {result.model_a}  vs  B = {result.model_b}  ({result.n} resamples)"
+    columns = ("language", "split", "sentences", "f1 A", "f1 B", "A − B", "95% CI", "p-value")
+    table = _table(title, columns, names=("language", "split"))
     for language, splits in result.languages.items():
         for split, s in splits.items():
             table.add_row(
@@ -227,49 +245,11 @@ def print_comparison(result: Comparison) -> None:
     console.print(table)
 
 
-_TRANSFER_VERBS = {"train": "training", "resume": "resuming its checkpoint", "reuse": "done earlier, reused"}
-
-
-class TransferProgress:
-    """One line per run of a transfer (``[2/6] de+fr: training``), then that run's training bar."""
-
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
-
-    def __call__(self, event: Any) -> ProgressReporter | None:
-        if not self.enabled:
-            return None
-        verb = _TRANSFER_VERBS.get(event.status, event.status)
-        line = f"[{event.index}/{event.total}] {event.name}: {verb} ({event.run_dir})"
-        Console(stderr=True).print(line, markup=False, highlight=False)
-        return None if event.status == "reuse" else ProgressReporter(True, description=event.name)
-
-
-def transfer_progress(enabled: bool) -> TransferProgress:
-    return TransferProgress(enabled)
-
-
 def print_transfer(title: str, rows: list[dict[str, Any]], notes: list[str]) -> None:
     """The headline transfer table, then one line per note (other selections, crossover, files)."""
     print_table(title, rows)
     for note in notes:
         console.print(note, markup=False, highlight=False)
-
-
-class PretrainProgress(ProgressReporter):
-    """The training progress bar, printing held-out perplexity where ``train`` prints dev F1."""
-
-    def log(self, record: dict[str, Any]) -> None:
-        if self.progress is not None and "eval" in record:
-            scores = record["eval"]
-            self.progress.console.print(
-                f"step {record['step']}: held-out loss {scores['heldout_loss']:.4f}, "
-                f"perplexity {scores['perplexity']:.1f}"
-            )
-
-
-def pretrain_progress(enabled: bool) -> PretrainProgress:
-    return PretrainProgress(enabled, description="pre-training")
 
 
 def print_pretrain(run_dir: Path, history: Sequence[Mapping[str, Any]]) -> None:

@@ -1,20 +1,27 @@
 """The values the commands accept, named once where the stages define them.
 
 The CLI builds its choices and option checks from these (it imports nothing below ``workflows``):
-input formats, splits, prediction formats and text modes, and the rule for language codes.
+input formats, splits (and the file names the readers take for them), prediction formats and
+text modes, devices, and the rule for language codes.
 """
 
 from __future__ import annotations
 
 from nertool.data.readers import FileFormat
-from nertool.data.sources import SPLITS
+from nertool.data.sources import _SPLIT_ALIASES, SPLITS
 from nertool.langcode import LANGUAGE_RULE, is_language_code
 from nertool.predict.readers import InputFormat, TextMode
 from nertool.predict.writers import OutputFormat
 
+# ``dev`` → ``validation``: every name a corpus folder may give a split file, to the split it is
+SPLIT_NAMES: dict[str, str] = {alias: split for split, names in _SPLIT_ALIASES.items() for alias in names}
+DEVICES = ("cpu", "cuda", "cuda:0", "cuda:1", "mps")  # completed by the shell; any cuda:N is accepted
+
 __all__ = [
+    "DEVICES",
     "LANGUAGE_RULE",
     "SPLITS",
+    "SPLIT_NAMES",
     "FileFormat",
     "InputFormat",
     "OutputFormat",

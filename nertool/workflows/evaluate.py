@@ -3,17 +3,18 @@
 A trained run is loaded once (``records.load_trained_run``: model, labels and the label strategy
 it was trained with), each requested split is scored (``evaluate.split``), and the scores travel
 as an ``EvaluationRecord`` (what ``metrics.json`` holds) to the report writers and the CLI.
+A ``progress`` callback hears of each split before it is scored (the library itself never prints).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nertool.data.sources import Corpus, load_corpus
+from nertool.data.sources import SPLITS, Corpus, load_corpus, locate
 from nertool.errors import DataError
 from nertool.evaluate.error_analysis import LossRecord
 from nertool.evaluate.losses import subword_losses
@@ -34,7 +35,9 @@ from nertool.run_folder import RunFolder
 from nertool.workflows.train import resolve_source
 
 __all__ = [
+    "EvaluationProgress",
     "EvaluationResult",
+    "EvaluationStep",
     "ReportOptions",
     "compare_models",
     "evaluate_corpus",
@@ -64,6 +67,75 @@ class EvaluationResult:
         return None if self.report_dir is None else RunFolder(self.report_dir).report
 
 
+@dataclass(frozen=True)
+class EvaluationStep:
+    """One split about to be worked on, for a progress display.
+
+    ``stage`` is ``scoring`` (predict and score the split) or ``losses`` (the per-subword loss pass
+    behind ``errors.md``); ``done`` and ``total`` count sentences over every step of the call, so a
+    bar over them moves at the pace of the work, whatever the sizes of the splits. A last ``report``
+    step (no language or split, ``done == total``) says the report files are being written.
+    """
+
+    stage: str
+    language: str
+    split: str
+    sentences: int
+    done: int
+    total: int
+
+
+EvaluationProgress = Callable[[EvaluationStep], None]
+OnSplit = Callable[[str, str, int], None]  # (language, split, sentences), before the split is worked on
+
+
+class _Steps:
+    """Turns ``on_split`` calls into ``EvaluationStep`` events with running sentence counts."""
+
+    def __init__(self, progress: EvaluationProgress | None, total: int):
+        self.progress, self.total, self.done = progress, total, 0
+
+    def stage(self, name: str) -> OnSplit | None:
+        progress = self.progress
+        if progress is None:
+            return None
+
+        def on_split(language: str, split: str, sentences: int) -> None:
+            progress(EvaluationStep(name, language, split, sentences, self.done, self.total))
+            self.done += sentences
+
+        return on_split
+
+    def report(self) -> None:
+        if self.progress is not None:
+            self.progress(EvaluationStep("report", "", "", 0, self.done, self.total))
+
+
+def _sentence_count(corpus: Corpus, splits: Sequence[str]) -> int:
+    return sum(len(corpus.get(language, split) or ()) for language in corpus.languages for split in splits)
+
+
+def check_splits_found(
+    corpus: Corpus, splits: Sequence[str], *, languages: Sequence[str], spec: str, source: str
+) -> None:
+    """A split that no language of the source has is an error naming the splits it does have.
+
+    (A language without a split another one has is only skipped, with a warning.) A folder's
+    splits are looked up by ``locate``, which only lists file names; a file is the one split it
+    was read as; a hub dataset without the split has failed to load already.
+    """
+    found = [s for s in SPLITS if any(s in corpus.splits[language] for language in corpus.languages)]
+    missing = [split for split in splits if split not in found]
+    if not missing:
+        return
+    if Path(source).is_dir():
+        refs = locate(source, languages, SPLITS)
+        found = [s for s in SPLITS if any(ref.split == s for ref in refs)]
+    has = ", ".join(found) or "none of train, validation, test"
+    kind = "a file is one split, here read as" if Path(source).is_file() else "it has"
+    raise DataError(f"no {missing[0]} split in this source ({kind}: {has}); choose --split from those", spec)
+
+
 def evaluate_model(
     model_dir: str,
     spec: str,
@@ -74,11 +146,13 @@ def evaluate_model(
     file_format: str = "auto",
     strict_tags: bool = False,
     options: ReportOptions | None = None,
+    progress: EvaluationProgress | None = None,
 ) -> EvaluationResult:
     """Score a trained model on a data source; write metrics, predictions and the report when asked.
 
     ``options.bootstrap`` adds seeded 95 % intervals to every headline F1; the per-subword loss
-    pass behind ``errors.md`` runs only when a report folder is written.
+    pass behind ``errors.md`` runs only when a report folder is written. ``progress`` is called
+    before each split is scored (and before its loss pass), with sentence counts.
     """
     options = options or ReportOptions()
     if report_dir is not None:
@@ -86,8 +160,17 @@ def evaluate_model(
     run = load_trained_run(model_dir)
     source = resolve_source(spec)
     corpus = load_corpus(source, languages, splits, file_format=file_format, strict_tags=strict_tags)
+    check_splits_found(corpus, splits, languages=languages, spec=spec, source=source)
+    losses = report_dir is not None and options.errors
+    steps = _Steps(progress, _sentence_count(corpus, splits) * (2 if losses else 1))
     evaluations = evaluate_corpus(
-        run.model, run.tokenizer, run.label_map, corpus=corpus, splits=splits, spec=spec
+        run.model,
+        run.tokenizer,
+        run.label_map,
+        corpus=corpus,
+        splits=splits,
+        spec=spec,
+        on_split=steps.stage("scoring"),
     )
     record = evaluation_record(evaluations, {"model": str(model_dir), "data": spec})
     if options.bootstrap > 0:
@@ -96,19 +179,24 @@ def evaluate_model(
         )
         record = EvaluationRecord.from_json(metrics)
     if report_dir is not None:
-        records = _loss_records(run, evaluations) if options.errors else None
+        records = _loss_records(run, evaluations, steps.stage("losses")) if losses else None
+        steps.report()
         write_evaluation_report(report_dir, record, evaluations, records=records, options=options)
     return EvaluationResult(record, evaluations, report_dir)
 
 
-def _loss_records(run: TrainedRun, evaluations: Sequence[SplitEvaluation]) -> dict[str, list[LossRecord]]:
+def _loss_records(
+    run: TrainedRun, evaluations: Sequence[SplitEvaluation], on_split: OnSplit | None = None
+) -> dict[str, list[LossRecord]]:
     """Per-subword losses of every split, on the labels the run was trained with."""
-    return {
-        split_name(e): subword_losses(
+    records = {}
+    for e in evaluations:
+        if on_split is not None:
+            on_split(e.language, e.split, len(e.sentences))
+        records[split_name(e)] = subword_losses(
             run.model, run.tokenizer, run.label_map, sentences=e.sentences, strategy=run.label_strategy
         )
-        for e in evaluations
-    }
+    return records
 
 
 def write_evaluation_report(
@@ -135,9 +223,17 @@ def write_evaluation_report(
 
 
 def evaluate_corpus(
-    model: Any, tokenizer: Any, label_map: LabelMap, *, corpus: Corpus, splits: Sequence[str], spec: str
+    model: Any,
+    tokenizer: Any,
+    label_map: LabelMap,
+    *,
+    corpus: Corpus,
+    splits: Sequence[str],
+    spec: str,
+    on_split: OnSplit | None = None,
 ) -> list[SplitEvaluation]:
-    """Every requested split of every language the source has (missing ones logged and skipped)."""
+    """Every requested split of every language the source has (missing ones logged and skipped);
+    ``on_split(language, split, sentences)`` is called before each is scored."""
     evaluations = []
     for language in corpus.languages:
         for split in splits:
@@ -146,6 +242,8 @@ def evaluate_corpus(
                 log.warning("%s has no %s split in %s; skipped", language, split, spec)
                 continue
             where = corpus.sources[language][split]
+            if on_split is not None:
+                on_split(language, split, len(sentences))
             evaluation = evaluate_split(
                 model, tokenizer, label_map, sentences=sentences, language=language, split=split, where=where
             )
@@ -169,7 +267,9 @@ def compare_models(
     file_format: str = "auto",
 ) -> Comparison:
     """Paired bootstrap per language: would A still beat B on other sentences drawn like these?"""
-    corpus = load_corpus(resolve_source(spec), languages, [split], file_format=file_format)
+    source = resolve_source(spec)
+    corpus = load_corpus(source, languages, [split], file_format=file_format)
+    check_splits_found(corpus, [split], languages=languages, spec=spec, source=source)
     first, second = (
         evaluate_corpus(run.model, run.tokenizer, run.label_map, corpus=corpus, splits=[split], spec=spec)
         for run in (load_trained_run(m) for m in (model_a, model_b))
