@@ -39,7 +39,7 @@ from nertool.langcode import LANGUAGE_RULE, check_languages, is_language_code
 log = logging.getLogger("nertool")
 
 SPLITS = ("train", "validation", "test")
-_SPLIT_ALIASES = {
+SPLIT_ALIASES = {
     "train": ("train",),
     "validation": ("validation", "dev", "val", "testa"),
     "test": ("test", "testb"),
@@ -103,8 +103,8 @@ def _split_file(folder: Path, split: str) -> Path | None:
     """Where ``split`` is in a language folder: a file (``train.tsv``, ``dev.txt``, ``test.parquet``,
     ...) or, in a saved DatasetDict, the split's folder."""
     if is_saved_dataset(folder):
-        return saved_split(folder, _SPLIT_ALIASES[split])
-    for alias in _SPLIT_ALIASES[split]:
+        return saved_split(folder, SPLIT_ALIASES[split])
+    for alias in SPLIT_ALIASES[split]:
         matches = sorted(p for p in folder.glob(f"{alias}.*") if p.is_file())
         if matches:
             return matches[0]
@@ -175,7 +175,7 @@ def locate(
 
 def is_dataset_folder(root: Path) -> bool:
     """A folder that is itself one language's ``datasets`` data (DatasetDict or split Parquet files)."""
-    return is_saved_dataset(root) or any(parquet_split(root, aliases) for aliases in _SPLIT_ALIASES.values())
+    return is_saved_dataset(root) or any(parquet_split(root, aliases) for aliases in SPLIT_ALIASES.values())
 
 
 def _refs(folder: Path, language: str, splits: Sequence[str], columns: Columns) -> list[SplitRef]:

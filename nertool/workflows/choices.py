@@ -8,13 +8,13 @@ text modes, devices, and the rule for language codes.
 from __future__ import annotations
 
 from nertool.data.readers import FileFormat
-from nertool.data.sources import _SPLIT_ALIASES, SPLITS
+from nertool.data.sources import SPLIT_ALIASES, SPLITS
 from nertool.langcode import LANGUAGE_RULE, is_language_code
 from nertool.predict.readers import InputFormat, TextMode
 from nertool.predict.writers import OutputFormat
 
 # ``dev`` → ``validation``: every name a corpus folder may give a split file, to the split it is
-SPLIT_NAMES: dict[str, str] = {alias: split for split, names in _SPLIT_ALIASES.items() for alias in names}
+SPLIT_NAMES: dict[str, str] = {alias: split for split, names in SPLIT_ALIASES.items() for alias in names}
 DEVICES = ("cpu", "cuda", "cuda:0", "cuda:1", "mps")  # completed by the shell; any cuda:N is accepted
 
 __all__ = [
