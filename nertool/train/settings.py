@@ -34,6 +34,7 @@ class LoopSettings:
     max_seconds: float | None = None
     seed: int = 42
     loader_workers: int = 0
+    report_to: tuple[str, ...] = ()  # Accelerate ``log_with`` tracker names (``train.report_to``)
 
 
 def loop_settings(recipe: Recipe, seed: int | None = None) -> LoopSettings:
@@ -54,6 +55,7 @@ def loop_settings(recipe: Recipe, seed: int | None = None) -> LoopSettings:
         early_stopping_patience=t.early_stopping_patience,
         max_nonfinite_steps=t.max_nonfinite_steps,
         seed=recipe.seed if seed is None else seed,
+        report_to=tuple(t.report_to),
     )
 
 
