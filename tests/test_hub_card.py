@@ -143,7 +143,13 @@ def test_pretrain_writes_a_fill_mask_card(tmp_path):
             "seed": 5,
             "model": {"name": "scratch:tiny", "vocab_size": 600, "max_length": 64},
             "train": {"batch_size": 8, "learning_rate": 2e-3, "warmup_ratio": 0.0, "log_every": 1},
-            "pretrain": {"text": ["sample"], "steps": 6, "block_size": 64, "heldout_fraction": 0.1, "eval_every": 3},
+            "pretrain": {
+                "text": ["sample"],
+                "steps": 6,
+                "block_size": 64,
+                "heldout_fraction": 0.1,
+                "eval_every": 3,
+            },
         }
     )
     pretrain_run(mlm, tmp_path / "mlm")

@@ -111,10 +111,7 @@ def hub_message(error: Exception, repo_id: str) -> str | None:
 
 
 def _is_network_error(error: Exception) -> bool:
-    if isinstance(error, (ConnectionError, TimeoutError)):
-        return True
-    try:
-        import httpx
-    except ImportError:
-        return False
-    return isinstance(error, httpx.TransportError)
+    """No answer from the Hub: the HTTP client's transport errors (and the built-in ones)."""
+    from huggingface_hub.errors import HTTPError  # the client's base error (httpx's, in hub >= 1.0)
+
+    return isinstance(error, (HTTPError, ConnectionError, TimeoutError))
