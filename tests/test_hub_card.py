@@ -84,7 +84,7 @@ def test_scratch_card_names_no_base_model():
 
 
 def test_label_strategy_all_reads_right_and_others_warn():
-    assert "still the word's" in card_text(facts(label_strategy="all"))
+    assert "is still the word" in card_text(facts(label_strategy="all"))
     assert strategy_note("first") == []
     assert "Warning" in " ".join(strategy_note("first_content"))
 

@@ -86,6 +86,7 @@ def results_table(facts: CardFacts) -> str:
     """Entity-level scores per language; languages the model never saw labelled are zero-shot."""
     if facts.metrics is None or not facts.metrics.languages:
         return "No scores were recorded."
+    modes: set[str] = set()
     rows = [
         "| Language | Split | F1 | Precision | Recall | Sentences | Seen in training |",
         "|---|---|---|---|---|---|---|",
@@ -95,10 +96,14 @@ def results_table(facts: CardFacts) -> str:
         if found is None:
             continue
         split, block = found
+        modes.add(str(block.get("seqeval_mode", "default")))
         seen = "yes" if language in facts.train_languages else "no (zero-shot)"
         cells = [f"{float(block[m]):.4f}" for m in ("f1", "precision", "recall")]
         rows.append(f"| {language} | {split} | {' | '.join(cells)} | {block.get('sentences', '')} | {seen} |")
-    note = "Entity-level micro scores (seqeval, exact span and type) of the kept model, from `metrics.json`."
+    note = (
+        f"Entity-level micro scores (seqeval, {', '.join(sorted(modes))} mode: an entity counts when its "
+        "span and type match exactly) of the kept model, from `metrics.json`."
+    )
     return "\n".join(rows) + "\n\n" + note
 
 
@@ -139,9 +144,9 @@ def strategy_note(strategy: str) -> list[str]:
     if strategy in FIRST_SUBWORD_STRATEGIES:
         return [
             "",
-            f'This model was trained with `label_strategy = "{strategy}"` (every subword of a word carries '
-            "the word's label), so the first subword's label is still the word's: the pipeline reads it "
-            "right.",
+            f'This model was trained with `label_strategy = "{strategy}"` (every subword labelled: the '
+            "first with the word's tag, the rest with its `I-` tag), so the first subword's label is still "
+            "the word's: the pipeline reads it right.",
         ]
     return [
         "",
