@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,6 +40,13 @@ def _some_positive(fractions: dict[str, float] | None) -> dict[str, float] | Non
 Language = Annotated[str, AfterValidator(_language)]
 Rate = Annotated[float, Field(ge=0, le=1)]
 Weight = Annotated[float, Field(ge=0)]
+# Experiment trackers ``train.report_to`` may name: the ones Accelerate's ``log_with`` knows
+# (``accelerate.utils.LoggerType`` without ``all``; a test keeps the two lists equal).
+Tracker = Literal[
+    "tensorboard", "wandb", "trackio", "comet_ml", "mlflow", "aim", "clearml", "dvclive", "swanlab"
+]
+# A Hub repository id: ``name`` (under the logged-in account) or ``namespace/name``.
+HUB_REPO_ID = r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$"
 # The most subword positions a recipe may ask for: beyond any encoder nertool trains (XLM-R has
 # 512); the model's own limit is applied again when it is loaded.
 MAX_POSITIONS = 8192
@@ -93,6 +101,19 @@ class TrainConfig(_Section):
     log_every: int = Field(20, ge=1)
     max_nonfinite_steps: int = Field(10, ge=0)
     seeds: list[int] = []
+    # After training, upload model/ (with its card): false; true (a repository named after the
+    # run folder, under the logged-in account); or a repository id, "name" or "namespace/name".
+    push_to_hub: bool | str = False
+    hub_private: bool = False  # a repository push_to_hub creates is private
+    report_to: list[Tracker] = []  # experiment trackers fed every train_log record (RUN/trackers)
+
+    @field_validator("push_to_hub")
+    @classmethod
+    def _repo_id(cls, value: bool | str) -> bool | str:
+        """A repository id is checked here, so a typo fails before training rather than after."""
+        if isinstance(value, str) and not re.fullmatch(HUB_REPO_ID, value):
+            raise ValueError('not a Hub repository id; give true, false, "name" or "namespace/name"')
+        return value
 
 
 class TransferConfig(_Section):

@@ -40,11 +40,12 @@ METRICS = "metrics.json"
 TRAIN_LOG = "train_log.jsonl"
 DATA_MANIFEST = "data_manifest.json"
 CHECKPOINT = "checkpoint"
+TRACKERS = "trackers"
 LOCK = ".lock"
 PREDICTIONS = "predictions"
 REPORT = "report.md"
 TRANSFER_RUNS, TRANSFER_CURVE = "runs", "curve"
-_RUN = {CONFIG, DATA_MANIFEST, TRAIN_LOG, METRICS, MODEL, CHECKPOINT}
+_RUN = {CONFIG, DATA_MANIFEST, TRAIN_LOG, METRICS, MODEL, CHECKPOINT, TRACKERS}
 _TRANSFER = {CONFIG, TRANSFER_RUNS, TRANSFER_CURVE, "curve.json", "curve.png"} | {
     f"transfer.{ext}" for ext in ("json", "md", "csv", "png")
 }
@@ -105,6 +106,11 @@ class RunFolder:
     @property
     def loop_state(self) -> Path:
         return self.checkpoint / "loop_state.json"
+
+    @property
+    def trackers(self) -> Path:
+        """Where the experiment trackers of ``train.report_to`` write (TensorBoard event files)."""
+        return self.root / TRACKERS
 
     @property
     def lock(self) -> Path:

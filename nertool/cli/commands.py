@@ -354,6 +354,21 @@ def pretrain(
             render.print_pretrain(run_dir, result.history)
 
 
+@app.command()
+def push(
+    run: Annotated[Path, typer.Argument(help="Run folder (its model/ is uploaded) or model folder.")],
+    repo_id: Annotated[str, typer.Argument(help="Hub repository: name (your account) or namespace/name.")],
+    private: Annotated[bool, typer.Option("--private", help="Create the repository private.")] = False,
+) -> None:
+    """Upload a trained model with its card (model/README.md) to the Hugging Face Hub (needs a login)."""
+    from nertool.cli import render
+    from nertool.workflows import runs
+
+    with boundary.errors():
+        result = runs.push_run(run, repo_id, private=private)
+        render.console.print(f"pushed {result.folder} -> {result.url}")
+
+
 def main(argv: list[str] | None = None) -> Callable[..., Any] | None:
     """Console-script entry point."""
     return app(args=argv if argv is not None else sys.argv[1:], prog_name="nertool")

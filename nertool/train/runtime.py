@@ -51,14 +51,24 @@ def write_weight_fingerprint(model: Any, rank: int) -> None:
     (Path(folder) / f"rank-{rank}.sha256").write_text(sha.hexdigest())
 
 
-def make_accelerator(settings: LoopSettings) -> Any:
+def make_accelerator(settings: LoopSettings, *, tracker_dir: Path | None = None) -> Any:
+    """The run's accelerator; with ``settings.report_to`` its trackers write under ``tracker_dir``.
+
+    Accelerate drops a tracker whose package is missing without a word, so a missing one is an
+    error here, before any training.
+    """
     from accelerate import Accelerator
 
+    from nertool.train.trackers import check_trackers
+
     precision = settings.mixed_precision if torch.cuda.is_available() else "no"
+    check_trackers(settings.report_to)
     return Accelerator(
         mixed_precision=precision,
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
         cpu=not torch.cuda.is_available(),
+        log_with=list(settings.report_to) or None,
+        project_dir=None if tracker_dir is None else str(tracker_dir),
     )
 
 

@@ -8,7 +8,7 @@ here means a new ``[train]`` key reaches both through one edit.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nertool.config import Recipe
 
@@ -34,6 +34,7 @@ class LoopSettings:
     max_seconds: float | None = None
     seed: int = 42
     loader_workers: int = 0
+    report_to: list[str] = field(default_factory=list)  # Accelerate ``log_with`` names (``train.report_to``)
 
 
 def loop_settings(recipe: Recipe, seed: int | None = None) -> LoopSettings:
@@ -54,6 +55,7 @@ def loop_settings(recipe: Recipe, seed: int | None = None) -> LoopSettings:
         early_stopping_patience=t.early_stopping_patience,
         max_nonfinite_steps=t.max_nonfinite_steps,
         seed=recipe.seed if seed is None else seed,
+        report_to=list(t.report_to),
     )
 
 

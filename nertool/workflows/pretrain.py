@@ -42,7 +42,15 @@ from nertool.train.loop import Loop, LoopHooks, ScoreFn, every_n_batches
 from nertool.train.reporters import Reporter
 from nertool.train.runtime import make_accelerator
 from nertool.train.settings import LoopSettings, loop_settings
-from nertool.workflows.runs import checkpoint_tokenizer, run_log, save_run_model, write_run_inputs
+from nertool.workflows.runs import (
+    check_push,
+    checkpoint_tokenizer,
+    run_log,
+    save_run_model,
+    share_run,
+    tracker_dir,
+    write_run_inputs,
+)
 
 # ------------------------------------------------------------------ tokens, blocks and masks
 
@@ -233,17 +241,21 @@ def collation_workers(accelerator: Any) -> int:
 def pretrain_run(
     recipe: Recipe, run_dir: Path, resume: bool = False, *, reporter: Reporter | None = None
 ) -> PretrainResult:
-    """Pre-train (or continue pre-training) a masked LM; write ``model/``, logs, config and manifest."""
+    """Pre-train (or continue pre-training) a masked LM; write ``model/`` (with its card), logs,
+    config and manifest; ``train.push_to_hub`` uploads the model."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    accelerator = make_accelerator(pretrain_settings(recipe, 1))  # needs only precision and accumulation
+    check_push(recipe)
+    settings = pretrain_settings(recipe, 1)  # the accelerator needs precision, accumulation, trackers
+    accelerator = make_accelerator(settings, tracker_dir=tracker_dir(run_dir))
     data = prepare(recipe, run_dir, resume, accelerator)
-    log = run_log(run_dir, reporter, accelerator)
+    log = run_log(run_dir, reporter, accelerator, recipe=recipe)
     loop = pretrain_loop(recipe, data, run_dir / "checkpoint", reporter=log, accelerator=accelerator)
     write_run_inputs(run_dir, recipe, data.manifest, accelerator)
     loop.resume_or_restart(resume, run_dir / "train_log.jsonl")
     state = loop.run()  # the last weights become model/
     final = without_sparse_head(accelerator.unwrap_model(loop.model))
     save_run_model(final, data.tokenizer, run_dir, accelerator)  # limit from positions: any fine-tune length
+    share_run(run_dir, recipe, accelerator)
     return PretrainResult(run_dir, state.step, state.history, data.manifest)
 
 

@@ -37,9 +37,13 @@ from nertool.train.runtime import make_accelerator
 from nertool.train.settings import loop_settings
 from nertool.workflows.runs import (
     build_tokenizer,
+    check_push,
     checkpoint_tokenizer,
+    refuse_push,
     run_log,
     save_run_model,
+    share_run,
+    tracker_dir,
     write_run_inputs,
 )
 
@@ -250,11 +254,16 @@ def train_run(
     seed: int | None = None,
     track_test: bool = False,
 ) -> RunResult:
-    """Fine-tune on the recipe's data, keep the best dev model, score it, write the run folder."""
+    """Fine-tune on the recipe's data, keep the best dev model, score it, write the run folder.
+
+    The model's card is written last, from ``metrics.json``; ``train.push_to_hub`` then uploads
+    the model (its login is checked first, so a run never trains only to fail at the upload).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
+    check_push(recipe)
     data = load_training_data(recipe)
     settings = loop_settings(recipe, seed)
-    accelerator = make_accelerator(settings)
+    accelerator = make_accelerator(settings, tracker_dir=tracker_dir(run_dir))
     model, tokenizer = _run_model(
         recipe, data, run_dir, resume=resume, accelerator=accelerator, seed=settings.seed
     )
@@ -269,7 +278,7 @@ def train_run(
         settings,
         run_dir / "checkpoint",
         hooks=hooks,
-        reporter=run_log(run_dir, reporter, accelerator),
+        reporter=run_log(run_dir, reporter, accelerator, recipe=recipe),
         accelerator=accelerator,
     )
     write_run_inputs(run_dir, recipe, data.manifest, accelerator)
@@ -284,6 +293,7 @@ def train_run(
     )
     if accelerator.is_main_process:
         write_json(run_dir / "metrics.json", metrics)
+    share_run(run_dir, recipe, accelerator)
     return RunResult(run_dir, metrics, state.history)
 
 
@@ -366,6 +376,7 @@ def train_seeds(
     """
     from accelerate import PartialState
 
+    refuse_push(recipe, "a multi-seed run keeps a model per seed", f"{run_dir}/seed-<n>")
     per_seed = {}
     for seed in dict.fromkeys(recipe.train.seeds):
         per_seed[seed] = train_run(

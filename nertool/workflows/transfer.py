@@ -52,6 +52,7 @@ from nertool.transfer.report import (
     write_curve,
     write_matrix,
 )
+from nertool.workflows.runs import refuse_push
 from nertool.workflows.train import train_run
 
 log = logging.getLogger("nertool")
@@ -247,6 +248,7 @@ def run_transfer(
 ) -> TransferResult:
     """The whole experiment: plan (errors before any training), train or reuse, tables, curve, files."""
     started = time.perf_counter()
+    refuse_push(recipe, "a transfer trains a model per language set", f"{out_dir}/{RUNS}/<languages>")
     settings = expand_settings(recipe)
     matrix = plan_runs(recipe, settings, out_dir / RUNS)
     curve_runs = plan_curve(recipe, out_dir / CURVE) if recipe.transfer.sample_sizes else []
