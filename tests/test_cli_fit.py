@@ -27,7 +27,7 @@ from nertool.evaluate.split import SplitEvaluation
 from nertool.records import Comparison, EvaluationRecord, InspectionReport
 from nertool.workflows import evaluate as evaluation
 from nertool.workflows.pretrain import PretrainResult
-from nertool.workflows.train import SAMPLE_DIR
+from nertool.workflows.training_data import SAMPLE_DIR
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,7 +28,7 @@ from nertool.errors import DataError
 from nertool.files import safe_child, write_text
 from nertool.run_folder import LOCK, claim_run_folder
 from nertool.workflows.evaluate import write_evaluation_report
-from nertool.workflows.train import SAMPLE_DIR
+from nertool.workflows.training_data import SAMPLE_DIR
 
 runner = CliRunner()
 

@@ -17,7 +17,8 @@ from nertool.model.limits import saved_max_length
 from nertool.predict.readers import Entity
 from nertool.predict.tagger import Tagger
 from nertool.workflows.evaluate import evaluate_model
-from nertool.workflows.train import SAMPLE_DIR, train_run
+from nertool.workflows.train import train_run
+from nertool.workflows.training_data import SAMPLE_DIR
 
 pytestmark = pytest.mark.slow
 LONG_LINE = " ".join(["Angela Merkel besuchte Frankfurt am Main ."] * 430)  # 3,010 words

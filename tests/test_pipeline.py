@@ -18,7 +18,7 @@ from nertool.model.inference import predict_sentences, tags_of
 from nertool.predict.readers import entities_for, unit_from_tokens
 from nertool.predict.tagger import Tagger
 from nertool.workflows.evaluate import evaluate_model
-from nertool.workflows.train import SAMPLE_DIR, load_training_data
+from nertool.workflows.training_data import SAMPLE_DIR, load_training_data
 
 runner = CliRunner()
 

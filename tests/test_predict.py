@@ -14,7 +14,7 @@ from nertool.data.readers import read_sentences
 from nertool.predict.readers import unit_from_tokens
 from nertool.predict.tagger import Tagger
 from nertool.workflows.evaluate import evaluate_model
-from nertool.workflows.train import SAMPLE_DIR
+from nertool.workflows.training_data import SAMPLE_DIR
 
 runner = CliRunner()
 

@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 
 from nertool.config import load_recipe
 from nertool.workflows.evaluate import evaluate_model
-from nertool.workflows.train import SAMPLE_DIR, train_run
+from nertool.workflows.train import train_run
+from nertool.workflows.training_data import SAMPLE_DIR
 
 pytestmark = pytest.mark.slow  # every test here trains, most in subprocesses
 

@@ -22,7 +22,7 @@ from nertool.transfer.curve import crossover
 from nertool.transfer.plan import PlannedRun, plan_curve, plan_runs, run_recipe
 from nertool.transfer.table import expand_sources
 from nertool.workflows import transfer as transfer_run
-from nertool.workflows.train import SAMPLE_DIR, load_training_data
+from nertool.workflows.training_data import SAMPLE_DIR, load_training_data
 from nertool.workflows.transfer import (
     RunEvent,
     read_eval_history,

@@ -20,34 +20,8 @@ import typer
 
 from nertool import __version__
 from nertool.cli import boundary
+from nertool.cli import options as opt
 from nertool.cli.logs import setup_logging
-from nertool.cli.options import (
-    Bootstrap,
-    DataSpec,
-    Device,
-    Encoding,
-    Errors,
-    FileFormatOption,
-    InputFormatOption,
-    JsonOutput,
-    Languages,
-    MaxTokens,
-    OutDir,
-    OutputFormatOption,
-    Overrides,
-    Overwrite,
-    Report,
-    Resume,
-    Split,
-    Splits,
-    StrictTags,
-    TextModeOption,
-    default_out,
-    is_stdout,
-    split_list,
-    transfer_out,
-    world_is_main,
-)
 
 HELP = (
     "nertool trains and scores named-entity recognition models in many languages (XLM-R, or the "
@@ -81,11 +55,11 @@ def main_callback(
 @app.command()
 def train(
     recipe: Annotated[Path, typer.Argument(help="Recipe TOML file (see recipes/).")],
-    output: OutDir = None,
-    overrides: Overrides = None,
-    resume: Resume = False,
-    overwrite: Overwrite = False,
-    as_json: JsonOutput = False,
+    output: opt.OutDir = None,
+    overrides: opt.Overrides = None,
+    resume: opt.Resume = False,
+    overwrite: opt.Overwrite = False,
+    as_json: opt.JsonOutput = False,
 ) -> None:
     """Fine-tune a token-classification model from a recipe and score it on test and validation.
 
@@ -99,33 +73,33 @@ def train(
 
     with boundary.errors():
         config = load_recipe(recipe, overrides or [])
-        run_dir = default_out(recipe, output)
-        reporter = render.progress_reporter(world_is_main())
+        run_dir = opt.default_out(recipe, output)
+        reporter = render.progress_reporter(opt.world_is_main())
         result = jobs.train_job(config, run_dir, resume=resume, overwrite=overwrite, reporter=reporter)
-        if world_is_main() and as_json:
+        if opt.world_is_main() and as_json:
             render.print_json(result.metrics)
-        elif world_is_main() and config.train.seeds:
+        elif opt.world_is_main() and config.train.seeds:
             render.print_seed_metrics(result.metrics, title=f"{run_dir} — F1 over seeds {config.train.seeds}")
-        elif world_is_main():
+        elif opt.world_is_main():
             render.print_metrics(result.metrics, title=f"{run_dir} — test/validation F1")
 
 
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Argument(help="Run folder or model folder.")],
-    data: DataSpec,
-    languages: Languages = "",
-    split: Splits = "test",
+    data: opt.DataSpec,
+    languages: opt.Languages = "",
+    split: opt.Splits = "test",
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Report folder (metrics.json, predictions/).")
     ] = None,
-    file_format: FileFormatOption = "auto",
-    strict_tags: StrictTags = False,
-    bootstrap: Bootstrap = 0,
+    file_format: opt.FileFormatOption = "auto",
+    strict_tags: opt.StrictTags = False,
+    bootstrap: opt.Bootstrap = 0,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
-    errors: Errors = True,
-    report: Report = True,
-    as_json: JsonOutput = False,
+    errors: opt.Errors = True,
+    report: opt.Report = True,
+    as_json: opt.JsonOutput = False,
 ) -> None:
     """Score a trained model per language and split (seqeval, strict IOB2 by default) and explain it.
 
@@ -142,8 +116,8 @@ def evaluate(
             result = evaluation.evaluate_model(
                 model,
                 data,
-                split_list(languages),
-                splits=split_list(split),
+                opt.split_list(languages),
+                splits=opt.split_list(split),
                 report_dir=output,
                 file_format=file_format,
                 strict_tags=strict_tags,
@@ -165,12 +139,12 @@ def data_inspect(
     spec: Annotated[
         str, typer.Argument(help="Data SPEC (file, corpus folder, hub:NAME[:CONFIG], 'sample').")
     ],
-    languages: Languages = "",
+    languages: opt.Languages = "",
     model: Annotated[
         str | None, typer.Option(help="Tokenizer for the alignment audit (run folder or hub id).")
     ] = None,
-    file_format: FileFormatOption = "auto",
-    as_json: JsonOutput = False,
+    file_format: opt.FileFormatOption = "auto",
+    as_json: opt.JsonOutput = False,
 ) -> None:
     """Counts per language and split: sentences, tokens, entity types, share of O, subword alignment.
 
@@ -181,14 +155,14 @@ def data_inspect(
     from nertool.workflows import inspection
 
     with boundary.errors():
-        report = inspection.inspect_source(spec, split_list(languages), model, file_format=file_format)
+        report = inspection.inspect_source(spec, opt.split_list(languages), model, file_format=file_format)
         render.print_json(report) if as_json else render.print_inspection(report)
 
 
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path("runs/demo"),
-    as_json: JsonOutput = False,
+    as_json: opt.JsonOutput = False,
 ) -> None:
     """Train scratch:tiny on the bundled German sample and score de/fr/it/en (offline, ~1 minute).
 
@@ -213,14 +187,14 @@ def predict(
     output: Annotated[
         str | None, typer.Option("-o", "--output", help="Output file (default: standard output).")
     ] = None,
-    input_format: InputFormatOption = "auto",
-    output_format: OutputFormatOption = "jsonl",
-    text_mode: TextModeOption = "line",
+    input_format: opt.InputFormatOption = "auto",
+    output_format: opt.OutputFormatOption = "jsonl",
+    text_mode: opt.TextModeOption = "line",
     doc_per_file: Annotated[bool, typer.Option(help="Shortcut for --text-mode file.")] = False,
-    encoding: Encoding = "utf-8",
+    encoding: opt.Encoding = "utf-8",
     batch_size: Annotated[int, typer.Option(help="Most sentences in one batch.", min=1)] = 256,
-    max_tokens: MaxTokens = 8192,
-    device: Device = None,
+    max_tokens: opt.MaxTokens = 8192,
+    device: opt.Device = None,
     quantize: Annotated[bool, typer.Option(help="Dynamic int8 on CPU: ~2x faster, small F1 cost.")] = False,
 ) -> None:
     """Tag text, CoNLL or JSONL files with a trained model.
@@ -233,7 +207,7 @@ def predict(
     from nertool.workflows import predict as prediction
 
     with boundary.errors():
-        to_file = not is_stdout(output)
+        to_file = not opt.is_stdout(output)
         summary = prediction.predict_files(
             model,
             inputs,
@@ -256,14 +230,14 @@ def predict(
 def compare(
     run_a: Annotated[str, typer.Argument(help="Run or model folder A.")],
     run_b: Annotated[str, typer.Argument(help="Run or model folder B.")],
-    data: DataSpec,
-    languages: Languages = "",
-    split: Split = "test",
+    data: opt.DataSpec,
+    languages: opt.Languages = "",
+    split: opt.Split = "test",
     bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples.", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="JSON file for the result.")] = None,
-    file_format: FileFormatOption = "auto",
-    as_json: JsonOutput = False,
+    file_format: opt.FileFormatOption = "auto",
+    as_json: opt.JsonOutput = False,
 ) -> None:
     """Is A's F1 really different from B's? A paired bootstrap test per language on the same sentences.
 
@@ -278,7 +252,7 @@ def compare(
             run_a,
             run_b,
             data,
-            languages=split_list(languages),
+            languages=opt.split_list(languages),
             split=split,
             n=bootstrap,
             seed=seed,
@@ -291,11 +265,11 @@ def compare(
 @app.command()
 def transfer(
     recipe: Annotated[Path, typer.Argument(help="Recipe TOML file with a transfer section (see recipes/).")],
-    output: OutDir = None,
-    overrides: Overrides = None,
+    output: opt.OutDir = None,
+    overrides: opt.Overrides = None,
     keep_checkpoints: Annotated[bool, typer.Option(help="Keep each finished run's checkpoint/.")] = False,
-    overwrite: Overwrite = False,
-    as_json: JsonOutput = False,
+    overwrite: opt.Overwrite = False,
+    as_json: opt.JsonOutput = False,
 ) -> None:
     """Cross-lingual transfer: a model per training-language set, test F1 per language, sample-size curve.
 
@@ -309,17 +283,17 @@ def transfer(
 
     with boundary.errors():
         config = load_recipe(recipe, overrides or [])
-        progress = render.transfer_progress(world_is_main())
+        progress = render.transfer_progress(opt.world_is_main())
         result = jobs.transfer_job(
             config,
-            transfer_out(recipe, output),
+            opt.transfer_out(recipe, output),
             overwrite=overwrite,
             keep_checkpoints=keep_checkpoints,
             progress=progress,
         )
-        if world_is_main() and as_json:
+        if opt.world_is_main() and as_json:
             render.print_transfer_json(result.out_dir)
-        elif world_is_main():
+        elif opt.world_is_main():
             title = f"test F1, rows = training languages ({result.table.selection})"
             render.print_transfer(title, *jobs.transfer_summary(result))
 
@@ -327,11 +301,11 @@ def transfer(
 @app.command()
 def pretrain(
     recipe: Annotated[Path, typer.Argument(help="Recipe TOML with a \\[pretrain] section (see recipes/).")],
-    output: OutDir = None,
-    overrides: Overrides = None,
-    resume: Resume = False,
-    overwrite: Overwrite = False,
-    as_json: JsonOutput = False,
+    output: opt.OutDir = None,
+    overrides: opt.Overrides = None,
+    resume: opt.Resume = False,
+    overwrite: opt.Overwrite = False,
+    as_json: opt.JsonOutput = False,
 ) -> None:
     """Masked-LM (continued) pre-training on raw text, for a train recipe's model.name to start from.
 
@@ -345,12 +319,12 @@ def pretrain(
 
     with boundary.errors():
         config = load_recipe(recipe, overrides or [])
-        run_dir = default_out(recipe, output)
-        reporter = render.pretrain_progress(world_is_main())
+        run_dir = opt.default_out(recipe, output)
+        reporter = render.pretrain_progress(opt.world_is_main())
         result = jobs.pretrain_job(config, run_dir, resume=resume, overwrite=overwrite, reporter=reporter)
-        if world_is_main() and as_json:
+        if opt.world_is_main() and as_json:
             render.print_json(result)
-        elif world_is_main():
+        elif opt.world_is_main():
             render.print_pretrain(run_dir, result.history)
 
 

@@ -32,7 +32,7 @@ from nertool.files import output_folder, safe_child, write_json, write_text
 from nertool.labels import LabelMap
 from nertool.records import Comparison, EvaluationRecord, TrainedRun, load_trained_run
 from nertool.run_folder import RunFolder
-from nertool.workflows.train import resolve_source
+from nertool.workflows.training_data import resolve_source
 
 __all__ = [
     "EvaluationProgress",

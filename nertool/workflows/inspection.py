@@ -87,7 +87,7 @@ def inspect_source(
     spec: str, languages: Sequence[str], model: str | None = None, *, file_format: str = "auto"
 ) -> InspectionReport:
     """Counts per language and split, and the alignment audit when a tokenizer is named."""
-    from nertool.workflows.train import resolve_source
+    from nertool.workflows.training_data import resolve_source
 
     rows: list[dict[str, Any]] = []
     audit_text: dict[str, list[Sentence]] = {}
