@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
+from tag_examples import GOLD, PRED
 
 from nertool.errors import LabelError
 from nertool.evaluate.bootstrap import bootstrap_f1, f1_from_counts, paired_bootstrap, span_counts
@@ -26,18 +27,6 @@ from nertool.evaluate.error_analysis import (
 )
 from nertool.evaluate.scores import check_shapes, label_order, label_stats, score_block
 
-GOLD = [
-    ["B-PER", "I-PER", "O", "B-LOC", "O"],
-    ["O", "B-ORG", "I-ORG", "I-ORG", "O", "B-PER"],
-    ["B-LOC", "O", "O"],
-    ["O", "O"],
-]
-PRED = [
-    ["B-PER", "I-PER", "O", "B-ORG", "O"],
-    ["O", "I-ORG", "I-ORG", "O", "O", "B-PER"],
-    ["B-LOC", "O", "B-MISC"],
-    ["O", "O"],
-]
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
 
 

@@ -10,23 +10,12 @@ from pathlib import Path
 
 import pytest
 from setuptools import find_packages
+from tag_examples import GOLD, PRED
 
 import nertool
 from nertool.evaluate.scores import score_block
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLD = [
-    ["B-PER", "I-PER", "O", "B-LOC", "O"],
-    ["O", "B-ORG", "I-ORG", "I-ORG", "O", "B-PER"],
-    ["B-LOC", "O", "O"],
-    ["O", "O"],
-]
-PRED = [
-    ["B-PER", "I-PER", "O", "B-ORG", "O"],
-    ["O", "I-ORG", "I-ORG", "O", "O", "B-PER"],
-    ["B-LOC", "O", "B-MISC"],
-    ["O", "O"],
-]
 LOAD_AND_SCORE = """
 import json, sys
 import evaluate, nertool

@@ -67,6 +67,7 @@ def test_saved_scratch_tokenizer_declares_the_run_limit(run_dir: Path) -> None:
 
 def test_save_model_without_a_run_limit_declares_the_model_positions(run_dir: Path, tmp_path: Path) -> None:
     model, tokenizer, _ = load_trained(run_dir)
+    tokenizer.model_max_length = int(1e30)  # what a freshly trained scratch tokenizer declares
     save_model(model, tokenizer, tmp_path / "m")
     assert declared_max_length(tmp_path / "m") == 512
 
