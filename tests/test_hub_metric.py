@@ -32,6 +32,7 @@ def test_metric_path_is_a_file_inside_a_shipped_package() -> None:
     assert "nertool.metric" in find_packages(str(ROOT), include=["nertool*"])
 
 
+@pytest.mark.slow  # a fresh interpreter imports evaluate and datasets (~15 s)
 def test_metric_loads_offline_and_equals_the_score_block(tmp_path: Path) -> None:
     pytest.importorskip("evaluate")
     env = {
