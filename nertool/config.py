@@ -19,7 +19,8 @@ from typing import Annotated, Any, Literal
 import tomllib
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nertool.errors import ConfigError
+from nertool.errors import ConfigError, LabelError
+from nertool.labels import check_type_map
 from nertool.langcode import LANGUAGE_RULE, is_language_code
 
 
@@ -37,7 +38,26 @@ def _some_positive(fractions: dict[str, float] | None) -> dict[str, float] | Non
     return fractions
 
 
+def _type_map(mapping: dict[str, str] | None) -> dict[str, str] | None:
+    """A label map must rename to a type or drop to ``O``; the error is reported under its key."""
+    if mapping is not None:
+        try:
+            check_type_map(mapping)
+        except LabelError as error:
+            raise ValueError(str(error)) from None
+    return mapping
+
+
+def _corpus_name(name: str | None) -> str | None:
+    """A corpus name becomes part of a column name (``conll2003:de``) and of file names."""
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ValueError(f"{name!r} is not a corpus name: use letters, digits, '_', '.', '-'")
+    return name
+
+
 Language = Annotated[str, AfterValidator(_language)]
+TypeMapping = Annotated[dict[str, str] | None, AfterValidator(_type_map)]
+FileFormatName = Literal["auto", "token_tag", "panx", "idx_token_tag", "conll", "jsonl"]
 Rate = Annotated[float, Field(ge=0, le=1)]
 Weight = Annotated[float, Field(ge=0)]
 # Experiment trackers ``train.report_to`` may name: the ones Accelerate's ``log_with`` knows
@@ -68,9 +88,45 @@ class ModelConfig(_Section):
     trust_remote_code: bool = False
 
 
+class CorpusSource(_Section):
+    """One more corpus to read (``data.eval_sources`` / ``data.train_sources`` entries).
+
+    Its sentences are keyed ``<name>:<language>`` (``conll2003:de``), ``name`` defaulting to the
+    last part of ``source`` (its folder name). ``label_map`` is applied to this corpus only; when
+    absent the recipe's ``data.label_map`` is.
+    """
+
+    source: str
+    languages: list[Language] = Field(min_length=1)
+    label_map: TypeMapping = None
+    format: FileFormatName = "auto"
+    name: Annotated[str | None, AfterValidator(_corpus_name)] = None
+
+    @property
+    def corpus(self) -> str:
+        """The corpus part of the column names: ``name``, else the source's last path part."""
+        if self.name is not None:
+            return self.name
+        body = self.source.removeprefix("hub:").split(":")[0].rstrip("/")
+        return Path(body).name or body
+
+    def column(self, language: str) -> str:
+        return f"{self.corpus}:{language}"
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.column(lang) for lang in self.languages]
+
+
+class TrainSource(CorpusSource):
+    """A training corpus mixed into the run: ``fraction`` of its training split per language."""
+
+    fraction: float = Field(1.0, gt=0, le=1)
+
+
 class DataConfig(_Section):
     source: str = "sample"
-    format: Literal["auto", "token_tag", "panx", "idx_token_tag", "conll", "jsonl"] = "auto"
+    format: FileFormatName = "auto"
     revision: str | None = None
     train_languages: list[Language] = ["de"]
     eval_languages: list[Language] = []
@@ -82,6 +138,22 @@ class DataConfig(_Section):
     # Column names of a ``datasets`` source (hub, save_to_disk, Parquet); None: tokens / ner_tags.
     tokens_column: str | None = Field(None, min_length=1)
     tags_column: str | None = Field(None, min_length=1)
+    # Harmonised label sets: rename (PERSON = "PER") or drop (MISC = "O") entity types as files
+    # are read; types the model does not know at evaluation time are an error or dropped to O.
+    label_map: TypeMapping = None
+    unknown_types: Literal["error", "drop"] = "error"
+    eval_sources: list[CorpusSource] | None = None
+    train_sources: list[TrainSource] | None = None
+
+    @field_validator("eval_sources", "train_sources")
+    @classmethod
+    def _distinct_columns(cls, value: list[CorpusSource] | None) -> list[CorpusSource] | None:
+        """Two entries naming the same ``corpus:language`` would overwrite each other's scores."""
+        columns = [column for entry in value or [] for column in entry.columns]
+        twice = sorted({c for c in columns if columns.count(c) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} named twice; give one entry a different name")
+        return value
 
 
 class TrainConfig(_Section):
@@ -158,6 +230,14 @@ class Recipe(_Section):
         """Evaluation languages; the training languages when none are given."""
         return self.data.eval_languages or self.data.train_languages
 
+    @property
+    def eval_columns(self) -> list[str]:
+        """What a transfer table's columns are: ``corpus:language`` per ``data.eval_sources`` entry,
+        else the evaluation languages (a plain recipe's table is unchanged)."""
+        if self.data.eval_sources:
+            return [column for entry in self.data.eval_sources for column in entry.columns]
+        return self.eval_languages
+
 
 _PATH_KEYS = (("data", "source"), ("model", "name"), ("pretrain", "text"))
 
@@ -189,6 +269,12 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """Make relative local paths in the recipe file relative to the recipe's folder."""
+    data_section = data.get("data")
+    for key in ("eval_sources", "train_sources"):
+        entries = data_section.get(key) if isinstance(data_section, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and isinstance(entry.get("source"), str):
+                entry["source"] = _resolve_path(entry["source"], base)
     for section, key in _PATH_KEYS:
         section_data = data.get(section)
         value = section_data.get(key) if isinstance(section_data, dict) else None
@@ -254,8 +340,9 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value.items()) + " }"
+    if isinstance(value, dict):  # None values omitted, as at the top level (TOML has no null)
+        items = [f'"{k}" = {_toml_value(v)}' for k, v in value.items() if v is not None]
+        return "{ " + ", ".join(items) + " }"
     return repr(value)
 
 

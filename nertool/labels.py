@@ -7,7 +7,7 @@ always go through one ``LabelMap`` so that training and evaluation cannot disagr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from nertool.errors import LabelError
@@ -16,6 +16,10 @@ OUTSIDE = "O"
 # Target id of positions that carry no label: cross-entropy skips them (token classification and MLM).
 IGNORE_INDEX = -100
 _TAG_RE = re.compile(r"^(?P<prefix>[BI])-(?P<type>[A-Za-z0-9_.]+)$")
+_TYPE_RE = re.compile(r"^[A-Za-z0-9_.]+$")
+# What a type may be renamed to: an upper-case name (the convention of every shipped corpus), so a
+# map to ``"B-"``, ``"per"`` or ``"B-PER"`` (a tag, not a type) is refused rather than half-applied.
+_TARGET_TYPE_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
 def parse_tag(tag: str) -> tuple[str, str | None]:
@@ -45,6 +49,22 @@ def is_iob2_tag(tag: str) -> bool:
 def entity_type(tag: str) -> str | None:
     """The type of a tag (``PER`` for ``I-PER``), None for ``O``."""
     return parse_tag(tag)[1]
+
+
+def check_type_map(mapping: Mapping[str, str]) -> None:
+    """A label map renames entity types (``PERSON`` → ``PER``) or drops them (``MISC`` → ``O``).
+
+    Keys are types as files write them (the part after ``B-``); values are ``O`` or an upper-case
+    type. Raises ``LabelError`` naming the first bad entry.
+    """
+    for source, target in mapping.items():
+        if not _TYPE_RE.match(source):
+            raise LabelError(f"{source!r} is not an entity type: write the type without B-/I- (e.g. MISC)")
+        if target != OUTSIDE and not _TARGET_TYPE_RE.match(target):
+            raise LabelError(
+                f"{source} is mapped to {target!r}, which is not an entity type: map to O (drop it) "
+                "or to an upper-case type without B-/I- such as PER"
+            )
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,8 @@ def evaluate(
     ] = None,
     file_format: opt.FileFormatOption = "auto",
     strict_tags: opt.StrictTags = False,
+    label_map: opt.LabelMapSpec = "",
+    unknown_types: opt.UnknownTypesOption = "error",
     bootstrap: opt.Bootstrap = 0,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
     errors: opt.Errors = True,
@@ -125,6 +127,8 @@ def evaluate(
                     bootstrap=bootstrap, seed=seed, errors=errors, report=report
                 ),
                 progress=progress,
+                label_map=opt.parse_label_map(label_map),
+                unknown_types=unknown_types,
             )
         if as_json:
             render.print_json(result.record)

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from nertool.errors import LabelError
 from nertool.workflows.choices import (
     DEVICES,
     LANGUAGE_RULE,
@@ -24,6 +25,8 @@ from nertool.workflows.choices import (
     InputFormat,
     OutputFormat,
     TextMode,
+    UnknownTypes,
+    check_type_map,
     is_language_code,
 )
 
@@ -49,6 +52,29 @@ def check_languages(value: str | None) -> str | None:
     for code in split_list(value or ""):
         if not is_language_code(code):
             raise typer.BadParameter(f"{code!r} is not a language code ({LANGUAGE_RULE})")
+    return value
+
+
+def parse_label_map(value: str) -> dict[str, str]:
+    """``MISC=O,PERSON=PER`` → ``{"MISC": "O", "PERSON": "PER"}``; a bad entry is ``typer.BadParameter``."""
+    mapping: dict[str, str] = {}
+    for item in split_list(value):
+        source, sep, target = (part.strip() for part in item.partition("="))
+        if not sep or not source or not target:
+            raise typer.BadParameter(f"{item!r} is not TYPE=TYPE or TYPE=O; write e.g. MISC=O,PERSON=PER")
+        if source in mapping:
+            raise typer.BadParameter(f"{source} is mapped twice; map each type once")
+        mapping[source] = target
+    try:
+        check_type_map(mapping)
+    except LabelError as error:
+        raise typer.BadParameter(str(error)) from None
+    return mapping
+
+
+def check_label_map(value: str) -> str:
+    """``--label-map``: checked while parsing, so a typo fails before the model is loaded."""
+    parse_label_map(value)
     return value
 
 
@@ -171,6 +197,19 @@ Report = Annotated[
 ]
 JsonOutput = Annotated[
     bool, typer.Option("--json", help="Print the result as JSON on standard output instead of tables.")
+]
+LabelMapSpec = Annotated[
+    str,
+    typer.Option(
+        "--label-map",
+        metavar="TYPE=TYPE|O,...",
+        help="Rename or drop gold entity types before scoring, e.g. MISC=O,DATE=O,PERSON=PER.",
+        callback=check_label_map,
+    ),
+]
+UnknownTypesOption = Annotated[
+    UnknownTypes,
+    typer.Option(help="Gold types the model does not know: an error, or dropped to O (counted)."),
 ]
 Languages = Annotated[
     str,

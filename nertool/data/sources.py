@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nertool.data.harmonise import LabelChanges, TypeMap, harmonise, types_in, warn_unused
 from nertool.data.hf import (
     DEFAULT_COLUMNS,
     Columns,
@@ -72,11 +73,13 @@ class SplitRef:
 
 @dataclass
 class Corpus:
-    """Sentences per language and split, with the reports of the files they came from."""
+    """Sentences per language and split, with the reports of the files they came from and the
+    entity types renamed or dropped on the way (``nertool.data.harmonise``)."""
 
     splits: dict[str, dict[str, list[Sentence]]] = field(default_factory=dict)
     sources: dict[str, dict[str, str]] = field(default_factory=dict)
     reports: list[ReadReport] = field(default_factory=list)
+    changes: LabelChanges = field(default_factory=LabelChanges)
 
     def get(self, language: str, split: str) -> list[Sentence] | None:
         return self.splits.get(language, {}).get(split)
@@ -252,12 +255,16 @@ def load_corpus(
     hub_loader: HubLoader | None = None,
     tokens_column: str | None = None,
     tags_column: str | None = None,
+    type_map: TypeMap | None = None,
 ) -> Corpus:
     """Read every requested split of every language into one ``Corpus``.
 
     ``tokens_column``/``tags_column``: the recipe's ``data.tokens_column``/``data.tags_column``.
+    ``type_map`` renames or drops entity types as each file is read; what it changed is counted
+    per file in ``corpus.changes``, and a mapped type no file has is a warning naming the map.
     """
     corpus = Corpus()
+    found: set[str] = set()
     refs = locate(
         spec, languages, splits, revision=revision, tokens_column=tokens_column, tags_column=tags_column
     )
@@ -269,8 +276,13 @@ def load_corpus(
             log_repairs(report)
         else:
             sentences = read_hub_split(ref, hub_loader)
+        if type_map:
+            found |= types_in(sentences)
+            sentences = harmonise(sentences, type_map, file=ref.describe(), changes=corpus.changes)
         corpus.splits.setdefault(ref.language, {})[ref.split] = sentences
         corpus.sources.setdefault(ref.language, {})[ref.split] = ref.describe()
+    if type_map:
+        warn_unused(type_map, found, spec)
     return corpus
 
 

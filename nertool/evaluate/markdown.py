@@ -39,6 +39,11 @@ IMBALANCE_COLUMNS = _words(
     "language split sentences tokens o_share entities_per_sentence entity_counts predicted_entity_counts"
 )
 CONVENTION_COLUMNS = _words("language split convention precision recall f1 disagrees")
+LABEL_CHANGE_COLUMNS = _words("file type to entities rule")
+LABEL_CHANGE_NOTE = (
+    "Gold entities renamed or dropped before scoring (`to` = `O`: dropped, its words scored as `O`); "
+    "`label_map` is the map given, `unknown_types` a type the model does not know."
+)
 
 
 def _section(title: str, *blocks: str) -> str:
@@ -106,9 +111,15 @@ def render_report_markdown(document: Mapping[str, Any], images: Mapping[str, Seq
             "## Confusion matrices", *(_confusion_markdown(name, paths) for name, paths in images.items())
         ),
     ]
+    if document.get("label_changes"):
+        sections.insert(2, _label_changes_markdown(document["label_changes"]))
     if document["errors"]:
         sections.append(_errors_markdown(document["errors"]))
     return "\n\n".join(sections) + "\n"
+
+
+def _label_changes_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    return _section("## Harmonised labels", LABEL_CHANGE_NOTE, markdown_table(LABEL_CHANGE_COLUMNS, rows))
 
 
 def render_all_errors_markdown(errors: Mapping[str, Any]) -> str:

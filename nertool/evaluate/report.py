@@ -164,6 +164,7 @@ def report_document(
         "per_type": per_type_rows(metrics),
         "conventions": convention_rows(evaluations),
         "imbalance": [imbalance_row(e) for e in evaluations],
+        "label_changes": list(metrics.get("label_changes", [])),
         "errors": {
             name: {"by_total": r["top_tokens"]["by_total"][:5], "loss_per_label": r["loss_per_label"]}
             for name, r in (errors or {}).items()

@@ -2,13 +2,15 @@
 
 The CLI builds its choices and option checks from these (it imports nothing below ``workflows``):
 input formats, splits (and the file names the readers take for them), prediction formats and
-text modes, devices, and the rule for language codes.
+text modes, devices, the rule for language codes, label maps and what becomes of unknown gold types.
 """
 
 from __future__ import annotations
 
+from nertool.data.harmonise import UnknownTypes
 from nertool.data.readers import FileFormat
 from nertool.data.sources import SPLIT_ALIASES, SPLITS
+from nertool.labels import check_type_map
 from nertool.langcode import LANGUAGE_RULE, is_language_code
 from nertool.predict.readers import InputFormat, TextMode
 from nertool.predict.writers import OutputFormat
@@ -26,5 +28,7 @@ __all__ = [
     "InputFormat",
     "OutputFormat",
     "TextMode",
+    "UnknownTypes",
+    "check_type_map",
     "is_language_code",
 ]

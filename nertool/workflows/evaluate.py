@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nertool.data.harmonise import TypeMap, UnknownTypes, drop_unknown_in_corpus
 from nertool.data.sources import SPLITS, Corpus, load_corpus, locate
 from nertool.errors import DataError
 from nertool.evaluate.error_analysis import LossRecord
@@ -147,20 +148,34 @@ def evaluate_model(
     strict_tags: bool = False,
     options: ReportOptions | None = None,
     progress: EvaluationProgress | None = None,
+    label_map: dict[str, str] | None = None,
+    unknown_types: UnknownTypes = "error",
 ) -> EvaluationResult:
     """Score a trained model on a data source; write metrics, predictions and the report when asked.
 
     ``options.bootstrap`` adds seeded 95 % intervals to every headline F1; the per-subword loss
     pass behind ``errors.md`` runs only when a report folder is written. ``progress`` is called
     before each split is scored (and before its loss pass), with sentence counts.
+    ``label_map`` (``--label-map``) renames or drops gold types as the files are read;
+    ``unknown_types="drop"`` turns gold types the model does not know into ``O`` (else they are an
+    error). Both are counted per file and type under ``label_changes`` in metrics and report.
     """
     options = options or ReportOptions()
     if report_dir is not None:
         output_folder(report_dir, create=False)  # a file or unwritable path fails now, not after scoring
     run = load_trained_run(model_dir)
     source = resolve_source(spec)
-    corpus = load_corpus(source, languages, splits, file_format=file_format, strict_tags=strict_tags)
+    corpus = load_corpus(
+        source,
+        languages,
+        splits,
+        file_format=file_format,
+        strict_tags=strict_tags,
+        type_map=TypeMap(label_map or {}, "--label-map"),
+    )
     check_splits_found(corpus, splits, languages=languages, spec=spec, source=source)
+    if unknown_types == "drop":
+        drop_unknown_in_corpus(corpus, run.label_map)
     losses = report_dir is not None and options.errors
     steps = _Steps(progress, _sentence_count(corpus, splits) * (2 if losses else 1))
     evaluations = evaluate_corpus(
@@ -172,7 +187,7 @@ def evaluate_model(
         spec=spec,
         on_split=steps.stage("scoring"),
     )
-    record = evaluation_record(evaluations, {"model": str(model_dir), "data": spec})
+    record = evaluation_record(evaluations, _record_extra(model_dir, spec, corpus))
     if options.bootstrap > 0:
         metrics = with_confidence_intervals(
             record.to_json(), evaluations, options.bootstrap, seed=options.seed
@@ -183,6 +198,14 @@ def evaluate_model(
         steps.report()
         write_evaluation_report(report_dir, record, evaluations, records=records, options=options)
     return EvaluationResult(record, evaluations, report_dir)
+
+
+def _record_extra(model_dir: str, spec: str, corpus: Corpus) -> dict[str, Any]:
+    """``model``/``data`` of metrics.json, and ``label_changes`` when any gold entity was mapped."""
+    extra: dict[str, Any] = {"model": str(model_dir), "data": spec}
+    if corpus.changes.counts:
+        extra["label_changes"] = corpus.changes.to_json()
+    return extra
 
 
 def _loss_records(

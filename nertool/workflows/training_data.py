@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nertool.config import Recipe
+from nertool.config import CorpusSource, Recipe, TrainSource
+from nertool.data.harmonise import LabelChanges, TypeMap, drop_unknown_types
 from nertool.data.readers import Sentence
+from nertool.data.sampling import fraction_counts
 from nertool.data.sources import Corpus, load_corpus, plan_sample, sample_sentences
 from nertool.errors import DataError, LabelError
 from nertool.labels import LabelMap
@@ -43,7 +45,13 @@ class TrainingData:
 
 
 def load_training_data(recipe: Recipe) -> TrainingData:
-    """Read train/dev/test for the recipe's languages, sample the training sets, build labels."""
+    """Read train/dev/test for the recipe's languages, sample the training sets, build labels.
+
+    Every corpus is read with its label map applied (``data.label_map``, or an entry's own), so the
+    label set is built from harmonised training sentences; ``data.train_sources`` add training
+    sentences keyed ``corpus:language`` and ``data.eval_sources`` add dev/test sets keyed the same way.
+    Every renamed or dropped entity is counted in ``manifest["label_changes"]``.
+    """
     data = recipe.data
     languages = list(dict.fromkeys([*data.train_languages, *recipe.eval_languages]))
     corpus = load_corpus(
@@ -54,16 +62,27 @@ def load_training_data(recipe: Recipe) -> TrainingData:
         revision=data.revision,
         tokens_column=data.tokens_column,
         tags_column=data.tags_column,
+        type_map=TypeMap(data.label_map or {}),
     )
+    changes = corpus.changes
     train, manifest = _sample_training(corpus, recipe)
+    mixed = _sample_train_sources(recipe, changes)
+    train.update(mixed.sentences)
     dev = _eval_split(corpus, recipe.eval_languages, "validation", data.max_eval_samples)
     test = _eval_split(corpus, recipe.eval_languages, "test", data.max_eval_samples)
+    files = _split_files(corpus, recipe.eval_languages)
+    extra = _eval_sources(recipe, changes)
+    dev.update(extra.dev)
+    test.update(extra.test)
+    files.update(extra.files)
     label_map = LabelMap.from_tags(tag for sentences in train.values() for s in sentences for tag in s.tags)
-    _check_eval_labels(
-        label_map,
-        {**{f"{k}/validation": v for k, v in dev.items()}, **{f"{k}/test": v for k, v in test.items()}},
-        corpus,
-    )
+    dev, test = _check_eval_labels(label_map, dev, test, files=files, recipe=recipe, changes=changes)
+    manifest["counts"] = {**manifest["counts"], **{k: len(v) for k, v in mixed.sentences.items()}}
+    if mixed.indices:
+        manifest["train_sources"] = mixed.indices
+    if extra.files:
+        manifest["eval_sources"] = extra.sources
+    manifest["label_changes"] = changes.to_json()
     return TrainingData(train, dev, test, manifest, label_map)
 
 
@@ -111,11 +130,134 @@ def _eval_split(
     return found
 
 
-def _check_eval_labels(label_map: LabelMap, splits: dict[str, list[Sentence]], corpus: Corpus) -> None:
+def _split_files(corpus: Corpus, languages: Sequence[str]) -> dict[str, str]:
+    """``<name>/<split>`` → the file it was read from, for messages and label-change counts."""
+    return {
+        f"{language}/{split}": where
+        for language in languages
+        for split, where in corpus.sources.get(language, {}).items()
+    }
+
+
+def _check_eval_labels(
+    label_map: LabelMap,
+    dev: dict[str, list[Sentence]],
+    test: dict[str, list[Sentence]],
+    *,
+    files: dict[str, str],
+    recipe: Recipe,
+    changes: LabelChanges,
+) -> tuple[dict[str, list[Sentence]], dict[str, list[Sentence]]]:
+    """Dev/test types the training data lacks: an error (``unknown_types = "error"``) or dropped to O."""
+    splits = {**{f"{k}/validation": v for k, v in dev.items()}, **{f"{k}/test": v for k, v in test.items()}}
+    if recipe.data.unknown_types == "drop":
+        kept = drop_unknown_types(splits, label_map, files=files, changes=changes)
+        return _by_split(kept, "validation"), _by_split(kept, "test")
     for name, sentences in splits.items():
-        language, split = name.split("/")
-        where = corpus.sources.get(language, {}).get(split, name)
         try:
-            label_map.check_covers((t for s in sentences for t in s.tags), where)
+            label_map.check_covers((t for s in sentences for t in s.tags), files.get(name, name))
         except LabelError as error:
-            raise LabelError(f"{error}; the training data has no such label") from None
+            raise LabelError(
+                f"{error}; the training data has no such label (map it with data.label_map, "
+                'or set data.unknown_types = "drop")'
+            ) from None
+    return dev, test
+
+
+def _by_split(splits: dict[str, list[Sentence]], split: str) -> dict[str, list[Sentence]]:
+    return {name.rsplit("/", 1)[0]: s for name, s in splits.items() if name.endswith(f"/{split}")}
+
+
+# ------------------------------------------------------------------ more corpora
+
+
+def _type_map(entry: CorpusSource, index: int, key: str, recipe: Recipe) -> TypeMap:
+    """An entry's own label map, else the recipe's ``data.label_map``."""
+    if entry.label_map is not None:
+        return TypeMap(entry.label_map, f"data.{key}[{index}].label_map")
+    return TypeMap(recipe.data.label_map or {}, "data.label_map")
+
+
+def _read_entry(
+    entry: CorpusSource, splits: Sequence[str], type_map: TypeMap, recipe: Recipe, changes: LabelChanges
+) -> Corpus:
+    corpus = load_corpus(
+        resolve_source(entry.source),
+        entry.languages,
+        splits,
+        file_format=entry.format,
+        strict_tags=recipe.data.strict_tags,
+        type_map=type_map,
+    )
+    changes.extend(corpus.changes)
+    return corpus
+
+
+@dataclass
+class MixedTraining:
+    """Training sentences from ``data.train_sources``, keyed ``corpus:language``, with their indices."""
+
+    sentences: dict[str, list[Sentence]] = field(default_factory=dict)
+    indices: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _sample_train_sources(recipe: Recipe, changes: LabelChanges) -> MixedTraining:
+    """``fraction`` of each entry's training split per language (capped by ``max_train_samples``)."""
+    mixed = MixedTraining()
+    for index, entry in enumerate(recipe.data.train_sources or []):
+        corpus = _read_entry(
+            entry, ("train",), _type_map(entry, index, "train_sources", recipe), recipe, changes
+        )
+        for language in entry.languages:
+            _take_fraction(mixed, entry, language, corpus, recipe)
+    return mixed
+
+
+def _take_fraction(
+    mixed: MixedTraining, entry: TrainSource, language: str, corpus: Corpus, recipe: Recipe
+) -> None:
+    sentences = corpus.get(language, "train")
+    if not sentences:
+        raise DataError(f"no training split for language {language!r} in {entry.source}")
+    count = fraction_counts({language: len(sentences)}, {language: entry.fraction})[language]
+    count = min(count, recipe.data.max_train_samples or count)
+    column = entry.column(language)
+    mixed.sentences[column], chosen = sample_sentences(sentences, count, recipe.seed, key=column)
+    where = corpus.sources[language]["train"]
+    mixed.indices[column] = {"source": where, "fraction": entry.fraction, "indices": chosen}
+
+
+@dataclass
+class EvalSets:
+    """Dev and test sets of ``data.eval_sources``, keyed ``corpus:language``."""
+
+    dev: dict[str, list[Sentence]] = field(default_factory=dict)
+    test: dict[str, list[Sentence]] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def _eval_sources(recipe: Recipe, changes: LabelChanges) -> EvalSets:
+    """Each entry's test (and validation, for ``target_dev``) split, capped by ``max_eval_samples``.
+
+    A single file is read as the test split. A target without a test split is logged and left out:
+    its column stays empty in the transfer table.
+    """
+    sets = EvalSets()
+    cap = recipe.data.max_eval_samples
+    for index, entry in enumerate(recipe.data.eval_sources or []):
+        type_map = _type_map(entry, index, "eval_sources", recipe)
+        corpus = _read_entry(entry, ("test", "validation"), type_map, recipe, changes)
+        for language in entry.languages:
+            column = entry.column(language)
+            sets.sources[column] = corpus.sources.get(language, {})
+            for split, target in (("validation", sets.dev), ("test", sets.test)):
+                sentences = corpus.get(language, split)
+                if sentences is None:
+                    log.warning(
+                        "%s has no %s split in %s; it is not scored on it", column, split, entry.source
+                    )
+                    continue
+                target[column] = sentences[:cap] if cap else sentences
+                sets.files[f"{column}/{split}"] = corpus.sources[language][split]
+    return sets
