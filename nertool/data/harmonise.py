@@ -130,6 +130,26 @@ def harmonise(
     return out
 
 
+def harmonise_splits(
+    splits: Mapping[str, list[Sentence]],
+    type_map: TypeMap,
+    *,
+    files: Mapping[str, str],
+    changes: LabelChanges,
+) -> dict[str, list[Sentence]]:
+    """``harmonise`` over named sets (``de``, ``conll2003:de``); ``files`` names each set's file.
+
+    Training and evaluation apply their maps to the sentences they use (after sampling and
+    capping), so the counts say how many entities of the scored or trained-on text were changed.
+    """
+    if not type_map:
+        return dict(splits)
+    return {
+        name: harmonise(sentences, type_map, file=files.get(name, name), changes=changes)
+        for name, sentences in splits.items()
+    }
+
+
 def types_in(sentences: Iterable[Sentence]) -> set[str]:
     """Entity types of the gold tags."""
     return {kind for s in sentences for tag in s.tags if (kind := parse_tag(tag)[1]) is not None}

@@ -48,6 +48,16 @@ def to_markdown(table: TransferTable, digits: int = 3) -> str:
     return "\n".join(lines) + "\n"
 
 
+def label_changes_markdown(rows: list[dict[str, Any]]) -> str:
+    """The gold entities each target had renamed or dropped (``to`` = ``O``) before scoring; "" if none."""
+    if not rows:
+        return ""
+    header = ["target", "split", "type", "to", "entities", "rule"]
+    body = [[str(row[key]) for key in header] for row in rows]
+    lines = ["", "Gold entities renamed or dropped before scoring (`to` = `O`: scored as `O`).", ""]
+    return "\n".join([*lines, *markdown_rows(header, body, numeric=True)]) + "\n"
+
+
 def to_csv(table: TransferTable) -> str:
     """One line per row, 10 significant digits; a missing value is an empty field (read as NaN by pandas)."""
     langs = list(table.eval_languages)

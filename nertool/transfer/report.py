@@ -21,7 +21,7 @@ from nertool.files import write_json, write_text
 from nertool.tables import markdown_rows, number
 from nertool.transfer.curve import crossover, curve_json
 from nertool.transfer.plan import REUSE, PlannedRun, RunOutcome, Scores, check_curve_recipe, zero_shot_source
-from nertool.transfer.render import to_csv, to_json, to_markdown
+from nertool.transfer.render import label_changes_markdown, to_csv, to_json, to_markdown
 from nertool.transfer.table import (
     SELECTION_STRATEGIES,
     Setting,
@@ -126,6 +126,38 @@ def transfer_document(
     return document
 
 
+def target_label_changes(manifests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Gold entities renamed or dropped in each scored target, from the runs' ``data_manifest.json``.
+
+    A change is filed under the column and split whose file it was counted in (``sources`` for the
+    recipe's own corpus, ``eval_sources`` for the others); every run scores the same capped sets, so
+    a target's counts are listed once. Changes in training files are left to each run's manifest.
+    """
+    rows: dict[tuple[str, str, str, str, str], int] = {}
+    for manifest in manifests:
+        where = _target_files(manifest)
+        for change in manifest.get("label_changes", []):
+            if change["file"] in where:
+                column, split = where[change["file"]]
+                key = (column, split, change["type"], change["to"], change["rule"])
+                rows.setdefault(key, change["entities"])
+    return [
+        {"target": c, "split": sp, "type": t, "to": to, "entities": n, "rule": r}
+        for (c, sp, t, to, r), n in rows.items()
+    ]
+
+
+def _target_files(manifest: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """file → (column, split) for the dev and test files a run scored."""
+    by_column = {**manifest.get("sources", {}), **manifest.get("eval_sources", {})}
+    return {
+        path: (column, split)
+        for column, splits in by_column.items()
+        for split, path in splits.items()
+        if split != "train"
+    }
+
+
 def selection_markdown(tables: dict[str, TransferTable], digits: int = 3) -> str:
     """How much the choice of checkpoint matters: each row's mean and zero-shot mean per strategy."""
     names = list(tables)
@@ -157,7 +189,8 @@ def write_matrix(
 
     paths = [out_dir / f"transfer.{ext}" for ext in ("json", "md", "csv", "png")]
     write_json(paths[0], document)
-    write_text(paths[1], to_markdown(table) + "\n" + selection_markdown(tables))
+    changes = label_changes_markdown(document.get("label_changes_by_target", []))
+    write_text(paths[1], to_markdown(table) + "\n" + selection_markdown(tables) + changes)
     write_text(paths[2], to_csv(table))
     _write_png(lambda tmp: plot_table(table, tmp), paths[3])
     return paths

@@ -17,6 +17,10 @@ Model selection (which checkpoint's test score goes in a cell) is recorded with 
 choice available in a real zero-shot setting), ``target_dev`` (an oracle that peeks at the target
 language's dev set, an upper bound), ``last`` (the final checkpoint). ``build_table`` takes one
 strategy's scores; ``to_json`` can embed the others side by side.
+
+Columns are evaluation languages, or — with ``data.eval_sources`` — (corpus, language) pairs named
+``corpus:language`` (``wikiann:fr``, ``conll2003:de``). A pair's *language* decides what is zero-shot
+(a column whose language the row did not train on) and which ``each`` model fills the in-language row.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ __all__ = [
     "TableRow",
     "TransferTable",
     "build_table",
+    "column_language",
     "each_name",
     "expand_sources",
     "group_trainings",
@@ -62,6 +67,11 @@ class Setting:
     def row(self) -> str:
         """The table row this setting's scores land in (``each:*`` settings share the row ``each``)."""
         return EACH if self.name.startswith(EACH + ":") else self.name
+
+
+def column_language(column: str) -> str:
+    """The language of a column: ``fr`` for ``wikiann:fr``, the column itself for a plain language."""
+    return column.rpartition(":")[2]
 
 
 def each_name(lang: str) -> str:
@@ -124,6 +134,20 @@ def _check_languages(langs: Sequence[str] | str, what: str) -> tuple[str, ...]:
     return tuple(langs)
 
 
+def _check_columns(columns: Sequence[str]) -> tuple[str, ...]:
+    """Plain language columns are checked as before; ``corpus:language`` columns by their parts."""
+    if isinstance(columns, str) or not any(":" in col for col in columns):
+        return _check_languages(columns, "eval_languages")
+    for col in columns:
+        corpus, _, lang = col.rpartition(":")
+        if not corpus or any(c in corpus for c in "+: "):
+            raise ConfigError(f'table column {col!r} is not "corpus:language" such as "conll2003:de"')
+        _check_languages([lang], f"table column {col!r}")
+    if len(set(columns)) != len(columns):
+        raise ConfigError(f"table columns repeat ({', '.join(columns)}): list each once")
+    return tuple(columns)
+
+
 @dataclass(frozen=True)
 class TableRow:
     """One row of the table; every tuple is aligned with ``TransferTable.eval_languages``.
@@ -146,8 +170,8 @@ class TableRow:
         return self.name == EACH
 
     def trained_on(self, lang: str) -> bool:
-        """Whether the model behind this row's ``lang`` cell saw ``lang`` in training."""
-        return lang in self.train_languages or self.in_language
+        """Whether the model behind this row's ``lang`` cell (a column) saw its language in training."""
+        return column_language(lang) in self.train_languages or self.in_language
 
 
 @dataclass(frozen=True)
@@ -186,7 +210,7 @@ def build_table(
     (``None``): it renders as "–" and is left out of means, so a partly failed experiment still
     reports what it has. Score keys that name no setting or no evaluation language are errors.
     """
-    langs = _check_languages(eval_languages, "eval_languages")
+    langs = _check_columns(eval_languages)
     check_selection(selection)
     _check_scores(scores, settings, langs)
     in_language = _in_language_scores(scores, settings, langs)
@@ -207,9 +231,10 @@ def _rows_in_order(settings: Sequence[Setting]) -> dict[str, list[Setting]]:
 
 
 def _row_cells(scores: Scores, members: list[Setting], langs: tuple[str, ...]) -> tuple[float | None, ...]:
-    """A normal row reads its one setting; the ``each`` row reads cell L from setting ``each:L``."""
+    """A normal row reads its one setting; the ``each`` row reads column C from setting ``each:L``,
+    L the language of C (for a plain language column, C itself)."""
     if members[0].row == EACH:
-        return tuple(scores.get(each_name(lang), {}).get(lang) for lang in langs)
+        return tuple(scores.get(each_name(column_language(col)), {}).get(col) for col in langs)
     row_scores = scores.get(members[0].name, {})
     return tuple(row_scores.get(lang) for lang in langs)
 
@@ -230,7 +255,9 @@ def _make_row(
     in_language: tuple[float | None, ...] | None,
 ) -> TableRow:
     """Means, zero-shot mean (targets the row did not train on) and gaps for one row."""
-    zero_shot = [c for lang, c in zip(langs, cells, strict=True) if lang not in train and name != EACH]
+    zero_shot = [
+        c for col, c in zip(langs, cells, strict=True) if column_language(col) not in train and name != EACH
+    ]
     if in_language is None:
         gaps: tuple[float | None, ...] = (None,) * len(langs)
     else:

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from nertool.config import CorpusSource, Recipe, TrainSource
-from nertool.data.harmonise import LabelChanges, TypeMap, drop_unknown_types
+from nertool.data.harmonise import (
+    LabelChanges,
+    TypeMap,
+    drop_unknown_types,
+    harmonise_splits,
+    types_in,
+    warn_unused,
+)
 from nertool.data.readers import Sentence
 from nertool.data.sampling import fraction_counts
 from nertool.data.sources import Corpus, load_corpus, plan_sample, sample_sentences
@@ -47,11 +54,43 @@ class TrainingData:
 def load_training_data(recipe: Recipe) -> TrainingData:
     """Read train/dev/test for the recipe's languages, sample the training sets, build labels.
 
-    Every corpus is read with its label map applied (``data.label_map``, or an entry's own), so the
-    label set is built from harmonised training sentences; ``data.train_sources`` add training
-    sentences keyed ``corpus:language`` and ``data.eval_sources`` add dev/test sets keyed the same way.
-    Every renamed or dropped entity is counted in ``manifest["label_changes"]``.
+    Every set is harmonised with its label map (``data.label_map``, or an entry's own) before the
+    label set is built from the training sentences; ``data.train_sources`` add training sentences
+    keyed ``corpus:language`` and ``data.eval_sources`` add dev/test sets keyed the same way. Every
+    renamed or dropped entity of the sampled and capped sets is counted in ``manifest["label_changes"]``.
     """
+    changes = LabelChanges()
+    primary = _primary_sets(recipe, changes)
+    mixed = _sample_train_sources(recipe, changes)
+    extra = _eval_sources(recipe, changes)
+    train = {**primary.train, **mixed.sentences}
+    dev, test = {**primary.dev, **extra.dev}, {**primary.test, **extra.test}
+    label_map = LabelMap.from_tags(tag for sentences in train.values() for s in sentences for tag in s.tags)
+    files = {**primary.files, **extra.files}
+    dev, test = _check_eval_labels(label_map, dev, test, files=files, recipe=recipe, changes=changes)
+    manifest = primary.manifest
+    manifest["counts"] = {**manifest["counts"], **{k: len(v) for k, v in mixed.sentences.items()}}
+    if mixed.indices:
+        manifest["train_sources"] = mixed.indices
+    if extra.files:
+        manifest["eval_sources"] = extra.sources
+    manifest["label_changes"] = changes.to_json()
+    return TrainingData(train, dev, test, manifest, label_map)
+
+
+@dataclass
+class _PrimarySets:
+    """What ``data.source`` gives: sampled training sets, dev/test per language, and their files."""
+
+    train: dict[str, list[Sentence]]
+    dev: dict[str, list[Sentence]]
+    test: dict[str, list[Sentence]]
+    files: dict[str, str]
+    manifest: dict[str, Any]
+
+
+def _primary_sets(recipe: Recipe, changes: LabelChanges) -> _PrimarySets:
+    """``data.source`` read, training sets sampled, dev/test capped, harmonised by ``data.label_map``."""
     data = recipe.data
     languages = list(dict.fromkeys([*data.train_languages, *recipe.eval_languages]))
     corpus = load_corpus(
@@ -62,28 +101,21 @@ def load_training_data(recipe: Recipe) -> TrainingData:
         revision=data.revision,
         tokens_column=data.tokens_column,
         tags_column=data.tags_column,
-        type_map=TypeMap(data.label_map or {}),
     )
-    changes = corpus.changes
+    type_map = _checked_map(TypeMap(data.label_map or {}), corpus, data.source)
+    files = _split_files(corpus, languages)
     train, manifest = _sample_training(corpus, recipe)
-    mixed = _sample_train_sources(recipe, changes)
-    train.update(mixed.sentences)
-    dev = _eval_split(corpus, recipe.eval_languages, "validation", data.max_eval_samples)
-    test = _eval_split(corpus, recipe.eval_languages, "test", data.max_eval_samples)
-    files = _split_files(corpus, recipe.eval_languages)
-    extra = _eval_sources(recipe, changes)
-    dev.update(extra.dev)
-    test.update(extra.test)
-    files.update(extra.files)
-    label_map = LabelMap.from_tags(tag for sentences in train.values() for s in sentences for tag in s.tags)
-    dev, test = _check_eval_labels(label_map, dev, test, files=files, recipe=recipe, changes=changes)
-    manifest["counts"] = {**manifest["counts"], **{k: len(v) for k, v in mixed.sentences.items()}}
-    if mixed.indices:
-        manifest["train_sources"] = mixed.indices
-    if extra.files:
-        manifest["eval_sources"] = extra.sources
-    manifest["label_changes"] = changes.to_json()
-    return TrainingData(train, dev, test, manifest, label_map)
+    sets = {
+        "train": train,
+        "validation": _eval_split(corpus, recipe.eval_languages, "validation", data.max_eval_samples),
+        "test": _eval_split(corpus, recipe.eval_languages, "test", data.max_eval_samples),
+    }
+    done = {
+        split: harmonise_splits(named, type_map, files=_of_split(files, split), changes=changes)
+        for split, named in sets.items()
+    }
+    eval_files = {name: f for name, f in files.items() if not name.endswith("/train")}
+    return _PrimarySets(done["train"], done["validation"], done["test"], eval_files, manifest)
 
 
 def _sample_training(corpus: Corpus, recipe: Recipe) -> tuple[dict[str, list[Sentence]], dict[str, Any]]:
@@ -139,6 +171,21 @@ def _split_files(corpus: Corpus, languages: Sequence[str]) -> dict[str, str]:
     }
 
 
+def _of_split(files: dict[str, str], split: str) -> dict[str, str]:
+    """``<name>/<split>`` keys of ``files`` → ``<name>`` for one split."""
+    return {name.rsplit("/", 1)[0]: f for name, f in files.items() if name.endswith(f"/{split}")}
+
+
+def _checked_map(type_map: TypeMap, corpus: Corpus, where: str) -> TypeMap:
+    """The map, after warning about any mapped type that no file of ``corpus`` has."""
+    if type_map:
+        found = types_in(
+            s for splits in corpus.splits.values() for sentences in splits.values() for s in sentences
+        )
+        warn_unused(type_map, found, where)
+    return type_map
+
+
 def _check_eval_labels(
     label_map: LabelMap,
     dev: dict[str, list[Sentence]],
@@ -178,19 +225,14 @@ def _type_map(entry: CorpusSource, index: int, key: str, recipe: Recipe) -> Type
     return TypeMap(recipe.data.label_map or {}, "data.label_map")
 
 
-def _read_entry(
-    entry: CorpusSource, splits: Sequence[str], type_map: TypeMap, recipe: Recipe, changes: LabelChanges
-) -> Corpus:
-    corpus = load_corpus(
+def _read_entry(entry: CorpusSource, splits: Sequence[str], recipe: Recipe) -> Corpus:
+    return load_corpus(
         resolve_source(entry.source),
         entry.languages,
         splits,
         file_format=entry.format,
         strict_tags=recipe.data.strict_tags,
-        type_map=type_map,
     )
-    changes.extend(corpus.changes)
-    return corpus
 
 
 @dataclass
@@ -205,11 +247,13 @@ def _sample_train_sources(recipe: Recipe, changes: LabelChanges) -> MixedTrainin
     """``fraction`` of each entry's training split per language (capped by ``max_train_samples``)."""
     mixed = MixedTraining()
     for index, entry in enumerate(recipe.data.train_sources or []):
-        corpus = _read_entry(
-            entry, ("train",), _type_map(entry, index, "train_sources", recipe), recipe, changes
-        )
+        corpus = _read_entry(entry, ("train",), recipe)
+        type_map = _checked_map(_type_map(entry, index, "train_sources", recipe), corpus, entry.source)
         for language in entry.languages:
             _take_fraction(mixed, entry, language, corpus, recipe)
+        taken = {column: mixed.sentences[column] for column in entry.columns}
+        files = {column: mixed.indices[column]["source"] for column in entry.columns}
+        mixed.sentences.update(harmonise_splits(taken, type_map, files=files, changes=changes))
     return mixed
 
 
@@ -246,8 +290,8 @@ def _eval_sources(recipe: Recipe, changes: LabelChanges) -> EvalSets:
     sets = EvalSets()
     cap = recipe.data.max_eval_samples
     for index, entry in enumerate(recipe.data.eval_sources or []):
-        type_map = _type_map(entry, index, "eval_sources", recipe)
-        corpus = _read_entry(entry, ("test", "validation"), type_map, recipe, changes)
+        corpus = _read_entry(entry, ("test", "validation"), recipe)
+        type_map = _checked_map(_type_map(entry, index, "eval_sources", recipe), corpus, entry.source)
         for language in entry.languages:
             column = entry.column(language)
             sets.sources[column] = corpus.sources.get(language, {})
@@ -258,6 +302,8 @@ def _eval_sources(recipe: Recipe, changes: LabelChanges) -> EvalSets:
                         "%s has no %s split in %s; it is not scored on it", column, split, entry.source
                     )
                     continue
-                target[column] = sentences[:cap] if cap else sentences
-                sets.files[f"{column}/{split}"] = corpus.sources[language][split]
+                where = corpus.sources[language][split]
+                sets.files[f"{column}/{split}"] = where
+                capped = {column: sentences[:cap] if cap else sentences}
+                target.update(harmonise_splits(capped, type_map, files={column: where}, changes=changes))
     return sets

@@ -48,6 +48,7 @@ from nertool.transfer.report import (
     build_tables,
     curve_result,
     setting_scores,
+    target_label_changes,
     transfer_document,
     write_curve,
     write_matrix,
@@ -171,8 +172,8 @@ def outcome(
     history: Sequence[dict[str, Any]],
     seconds: float,
 ) -> RunOutcome:
-    """Test F1 per strategy and language, read from the run's record and its eval history."""
-    languages = run.recipe.eval_languages
+    """Test F1 per strategy and table column, read from the run's record and its eval history."""
+    languages = run.recipe.eval_columns
     tests = {lang: metrics.block(lang, "test") for lang in languages}
     tracked = [r for r in history if "test_f1" in r["eval"]]
     kept = {lang: block["f1"] if block else None for lang, block in tests.items()}
@@ -257,8 +258,9 @@ def run_transfer(
     _check_run_folders(out_dir, [*matrix, *curve_runs])
     done = _execute_all([*matrix, *curve_runs], progress, keep_checkpoints)
     outcomes, curve_outcomes = done[: len(matrix)], done[len(matrix) :]
-    scores = setting_scores(matrix, outcomes, recipe.eval_languages)
-    tables = build_tables(scores, settings, recipe.eval_languages)
+    columns = recipe.eval_columns
+    scores = setting_scores(matrix, outcomes, columns)
+    tables = build_tables(scores, settings, columns)
     selection = recipe.transfer.selection
     curve = curve_result(recipe, settings, scores, outcomes=curve_outcomes) if curve_runs else None
     files: list[Path] = []
@@ -268,11 +270,29 @@ def run_transfer(
             out_dir,
             tables,
             selection,
-            document=transfer_document(tables, selection, matrix, outcomes=outcomes),
+            document=with_label_changes(
+                transfer_document(tables, selection, matrix, outcomes=outcomes), matrix
+            ),
         )
         files += write_curve(out_dir, curve, selection) if curve else []
     seconds = time.perf_counter() - started
     return TransferResult(out_dir, tables[selection], tables, tuple(outcomes), curve, tuple(files), seconds)
+
+
+def with_label_changes(document: dict[str, Any], runs: Sequence[PlannedRun]) -> dict[str, Any]:
+    """``transfer.json`` gains what each run's ``data_manifest.json`` says was renamed or dropped
+    (per file and type, and per target), when anything was: a harmonised table is never silent."""
+    manifests = {run.name: _manifest(run.run_dir) for run in runs}
+    changes = {name: m["label_changes"] for name, m in manifests.items() if m.get("label_changes")}
+    if changes:
+        document["label_changes"] = changes
+        document["label_changes_by_target"] = target_label_changes(list(manifests.values()))
+    return document
+
+
+def _manifest(run_dir: Path) -> dict[str, Any]:
+    path = RunFolder(run_dir).data_manifest
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {}
 
 
 def _check_run_folders(out_dir: Path, runs: Sequence[PlannedRun]) -> None:
