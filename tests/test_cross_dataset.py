@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,15 @@ def test_shipped_cross_dataset_recipe_plans_columns():
     recipe = load_recipe(ROOT / "recipes" / "cross-dataset.toml")
     assert recipe.eval_columns[:2] == ["wikiann:de", "wikiann:fr"]
     assert {"MISC", "DATE"} <= set(recipe.data.label_map or {})
+
+
+def test_a_recipe_wide_map_is_checked_against_all_its_corpora_at_once(corpora, caplog):
+    conll, masakha = corpora
+    sources = [{"source": str(conll), "languages": ["es"]}, {"source": str(masakha), "languages": ["swa"]}]
+    with caplog.at_level(logging.WARNING, logger="nertool"):
+        load_training_data(_recipe(sources, label_map={"MISC": "O", "DATE": "O"}))
+    assert "maps" not in caplog.text  # MISC is in one corpus, DATE in another: both are used
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nertool"):
+        load_training_data(_recipe(sources, label_map={"MISC": "O", "DATE": "O", "DTAE": "O"}))
+    assert caplog.text.count("data.label_map maps DTAE") == 1

@@ -70,6 +70,21 @@ class LabelChanges:
     """The running count of renamed and dropped entities, per (file, type, new type, rule)."""
 
     counts: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    # Per map (by its origin): the map, the types found where it applied, and the sources it covered.
+    # One map (``data.label_map``) may serve several corpora; it is checked against all of them.
+    uses: dict[str, tuple[TypeMap, set[str], list[str]]] = field(default_factory=dict)
+
+    def note(self, type_map: TypeMap, found: set[str], where: str) -> None:
+        """Remember that ``type_map`` applied to a source whose files hold the types ``found``."""
+        if type_map:
+            _, seen, sources = self.uses.setdefault(type_map.origin, (type_map, set(), []))
+            seen.update(found)
+            sources.append(where)
+
+    def warn_unused(self) -> None:
+        """``warn_unused`` for every map noted, over all the sources it applied to."""
+        for type_map, seen, sources in self.uses.values():
+            warn_unused(type_map, seen, ", ".join(sources))
 
     def add(self, file: str, rule: str, moved: Mapping[tuple[str, str], int]) -> None:
         for (kind, to), n in moved.items():

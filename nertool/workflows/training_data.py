@@ -19,7 +19,6 @@ from nertool.data.harmonise import (
     drop_unknown_types,
     harmonise_splits,
     types_in,
-    warn_unused,
 )
 from nertool.data.readers import Sentence
 from nertool.data.sampling import fraction_counts
@@ -63,6 +62,7 @@ def load_training_data(recipe: Recipe) -> TrainingData:
     primary = _primary_sets(recipe, changes)
     mixed = _sample_train_sources(recipe, changes)
     extra = _eval_sources(recipe, changes)
+    changes.warn_unused()
     train = {**primary.train, **mixed.sentences}
     dev, test = {**primary.dev, **extra.dev}, {**primary.test, **extra.test}
     label_map = LabelMap.from_tags(tag for sentences in train.values() for s in sentences for tag in s.tags)
@@ -102,7 +102,7 @@ def _primary_sets(recipe: Recipe, changes: LabelChanges) -> _PrimarySets:
         tokens_column=data.tokens_column,
         tags_column=data.tags_column,
     )
-    type_map = _checked_map(TypeMap(data.label_map or {}), corpus, data.source)
+    type_map = _noted(TypeMap(data.label_map or {}), corpus, data.source, changes)
     files = _split_files(corpus, languages)
     train, manifest = _sample_training(corpus, recipe)
     sets = {
@@ -176,13 +176,12 @@ def _of_split(files: dict[str, str], split: str) -> dict[str, str]:
     return {name.rsplit("/", 1)[0]: f for name, f in files.items() if name.endswith(f"/{split}")}
 
 
-def _checked_map(type_map: TypeMap, corpus: Corpus, where: str) -> TypeMap:
-    """The map, after warning about any mapped type that no file of ``corpus`` has."""
-    if type_map:
-        found = types_in(
-            s for splits in corpus.splits.values() for sentences in splits.values() for s in sentences
-        )
-        warn_unused(type_map, found, where)
+def _noted(type_map: TypeMap, corpus: Corpus, where: str, changes: LabelChanges) -> TypeMap:
+    """The map, noted with the types of ``corpus`` (a mapped type no source has is warned about once)."""
+    found = types_in(
+        s for splits in corpus.splits.values() for sentences in splits.values() for s in sentences
+    )
+    changes.note(type_map, found, where)
     return type_map
 
 
@@ -248,7 +247,7 @@ def _sample_train_sources(recipe: Recipe, changes: LabelChanges) -> MixedTrainin
     mixed = MixedTraining()
     for index, entry in enumerate(recipe.data.train_sources or []):
         corpus = _read_entry(entry, ("train",), recipe)
-        type_map = _checked_map(_type_map(entry, index, "train_sources", recipe), corpus, entry.source)
+        type_map = _noted(_type_map(entry, index, "train_sources", recipe), corpus, entry.source, changes)
         for language in entry.languages:
             _take_fraction(mixed, entry, language, corpus, recipe)
         taken = {column: mixed.sentences[column] for column in entry.columns}
@@ -291,7 +290,7 @@ def _eval_sources(recipe: Recipe, changes: LabelChanges) -> EvalSets:
     cap = recipe.data.max_eval_samples
     for index, entry in enumerate(recipe.data.eval_sources or []):
         corpus = _read_entry(entry, ("test", "validation"), recipe)
-        type_map = _checked_map(_type_map(entry, index, "eval_sources", recipe), corpus, entry.source)
+        type_map = _noted(_type_map(entry, index, "eval_sources", recipe), corpus, entry.source, changes)
         for language in entry.languages:
             column = entry.column(language)
             sets.sources[column] = corpus.sources.get(language, {})
