@@ -16,6 +16,12 @@ LANGUAGE_RULE = "1 to 32 letters, digits, '_' or '-'"
 _LANGUAGE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
+def language_of(name: str) -> str:
+    """The language of a set name: ``fr`` for ``wikiann:fr`` (a ``data.eval_sources`` target), the
+    name itself for a plain language; tables, cards and zero-shot marks go by it."""
+    return name.rpartition(":")[2]
+
+
 def is_language_code(code: object) -> bool:
     """True for a code matching ``[A-Za-z0-9_-]{1,32}`` (``de``, ``pt-BR``, ``zh_yue``, ``und``)."""
     return isinstance(code, str) and _LANGUAGE.fullmatch(code) is not None

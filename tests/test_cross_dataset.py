@@ -264,3 +264,37 @@ def test_a_recipe_wide_map_is_checked_against_all_its_corpora_at_once(corpora, c
     with caplog.at_level(logging.WARNING, logger="nertool"):
         load_training_data(_recipe(sources, label_map={"MISC": "O", "DATE": "O", "DTAE": "O"}))
     assert caplog.text.count("data.label_map maps DTAE") == 1
+
+
+def test_model_card_reads_corpus_language_sets_as_their_language_and_corpus():
+    from huggingface_hub import ModelCard
+
+    from nertool.hub.card import CardFacts, card_text
+    from nertool.records import EvaluationRecord
+
+    block = {"precision": 0.5, "recall": 0.5, "f1": 0.5, "sentences": 10, "per_type": {}}
+    record = EvaluationRecord.from_json(
+        {
+            "languages": {
+                "de": {"test": block},
+                "conll2003:de": {"test": block},
+                "conll2003:en": {"test": block},
+            }
+        }
+    )
+    recipe = build_recipe(
+        {
+            "data": {
+                "source": "/d/wikiann",
+                "eval_sources": [{"source": "/d/conll2003", "languages": ["de", "en"]}],
+            }
+        }
+    )
+    text = card_text(CardFacts(recipe, "ner", "me/x", ["O", "B-PER", "I-PER"], record))
+    card = ModelCard(text)
+    assert card.data.language == ["de", "en"]
+    assert {r.dataset_type for r in card.data.eval_results} == {"wikiann", "conll2003"}
+    assert (
+        "| conll2003:de | test |" in text
+        and "| conll2003:de | test | 0.5000 | 0.5000 | 0.5000 | 10 | yes |" in text
+    )

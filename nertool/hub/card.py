@@ -24,6 +24,7 @@ from nertool.hub.sections import (
     ner_usage,
     results_table,
 )
+from nertool.langcode import language_of
 from nertool.records import EvaluationRecord
 
 CardKind = Literal["ner", "mlm"]
@@ -55,8 +56,9 @@ class CardFacts:
 
     @property
     def languages(self) -> list[str]:
-        """Every language the model was trained or scored on, training languages first."""
-        evaluated = list(self.metrics.languages) if self.metrics is not None else []
+        """Every language the model was trained or scored on, training languages first (a
+        ``corpus:language`` evaluation set counts as its language)."""
+        evaluated = [language_of(n) for n in self.metrics.languages] if self.metrics is not None else []
         return list(dict.fromkeys([*self.train_languages, *evaluated]))
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nertool.config import Recipe
+from nertool.langcode import language_of
 from nertool.records import EvaluationRecord
 
 if TYPE_CHECKING:
@@ -31,11 +32,18 @@ class CardDataset:
     config: str | None
 
 
-def dataset_of(recipe: Recipe, language: str) -> CardDataset:
-    """The Hub data set (``hub:NAME[:CONFIG]``), the bundled sample, or a local corpus by its name."""
+def dataset_of(recipe: Recipe, name: str) -> CardDataset:
+    """The Hub data set (``hub:NAME[:CONFIG]``), the bundled sample, or a local corpus by its name.
+
+    ``name`` is a language of ``data.source`` or a ``corpus:language`` set of ``data.eval_sources``.
+    """
+    entries = {column: entry.source for entry in recipe.data.eval_sources or [] for column in entry.columns}
+    return _dataset(entries.get(name, recipe.data.source), language_of(name))
+
+
+def _dataset(source: str, language: str) -> CardDataset:
     from nertool.data.sources import is_hub_spec, parse_hub_spec
 
-    source = recipe.data.source
     if source == "sample":
         return CardDataset("nertool-sample", f"nertool sample ({language})", language)
     if is_hub_spec(source):
@@ -97,7 +105,7 @@ def results_table(facts: CardFacts) -> str:
             continue
         split, block = found
         modes.add(str(block.get("seqeval_mode", "default")))
-        seen = "yes" if language in facts.train_languages else "no (zero-shot)"
+        seen = "yes" if language_of(language) in facts.train_languages else "no (zero-shot)"
         cells = [f"{float(block[m]):.4f}" for m in ("f1", "precision", "recall")]
         rows.append(f"| {language} | {split} | {' | '.join(cells)} | {block.get('sentences', '')} | {seen} |")
     note = (

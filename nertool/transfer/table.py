@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from nertool.errors import ConfigError, NertoolError
+from nertool.langcode import language_of
 
 __all__ = [
     "ALL",
@@ -71,7 +72,7 @@ class Setting:
 
 def column_language(column: str) -> str:
     """The language of a column: ``fr`` for ``wikiann:fr``, the column itself for a plain language."""
-    return column.rpartition(":")[2]
+    return language_of(column)
 
 
 def each_name(lang: str) -> str:
