@@ -109,8 +109,19 @@ def test_evaluate(monkeypatch, tmp_path):
             "strict_tags": True,
             "options": ReportOptions(bootstrap=50, seed=3, errors=False, report=True),
             "progress": None,  # no bar: the runner's stderr is not a terminal
+            "label_map": {},
+            "unknown_types": "error",
         },
     )
+
+
+def test_evaluate_label_map_and_unknown_types(monkeypatch, tmp_path):
+    stub = Stub(SimpleNamespace(record=RECORD, report=None))
+    monkeypatch.setattr("nertool.workflows.evaluate.evaluate_model", stub)
+    map_args = ["--label-map", "MISC=O,PERSON=PER", "--unknown-types", "drop"]
+    invoke(["evaluate", "runs/x", "--data", "sample", *map_args])
+    _, kwargs = stub.call
+    assert kwargs["label_map"] == {"MISC": "O", "PERSON": "PER"} and kwargs["unknown_types"] == "drop"
 
 
 def test_compare(monkeypatch, tmp_path):
