@@ -90,9 +90,6 @@ class LabelChanges:
         for (kind, to), n in moved.items():
             self.counts[(file, kind, to, rule)] += n
 
-    def extend(self, other: LabelChanges) -> None:
-        self.counts.update(other.counts)
-
     @property
     def changes(self) -> list[LabelChange]:
         """One record per (file, type, new type, rule), in the order they were first counted."""
