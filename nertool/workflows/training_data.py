@@ -7,7 +7,7 @@ Shared by ``train`` and ``transfer`` (every transfer setting reads its data the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,8 +42,14 @@ class TrainingData:
     label_map: LabelMap
 
 
-def load_training_data(recipe: Recipe) -> TrainingData:
-    """Read train/dev/test for the recipe's languages, sample the training sets, build labels."""
+def load_training_data(
+    recipe: Recipe, extra_train: Mapping[str, Sequence[Sentence]] | None = None
+) -> TrainingData:
+    """Read train/dev/test for the recipe's languages, sample the training sets, build labels.
+
+    ``extra_train`` (pseudo-labelled sentences of a self-training student, per language) joins the
+    sampled training sets as given and is counted in the manifest under ``pseudo_labelled``.
+    """
     data = recipe.data
     languages = list(dict.fromkeys([*data.train_languages, *recipe.eval_languages]))
     corpus = load_corpus(
@@ -56,6 +62,9 @@ def load_training_data(recipe: Recipe) -> TrainingData:
         tags_column=data.tags_column,
     )
     train, manifest = _sample_training(corpus, recipe)
+    if extra_train:
+        train = _with_extra(train, extra_train)
+        manifest["pseudo_labelled"] = {lang: len(s) for lang, s in extra_train.items()}
     dev = _eval_split(corpus, recipe.eval_languages, "validation", data.max_eval_samples)
     test = _eval_split(corpus, recipe.eval_languages, "test", data.max_eval_samples)
     label_map = LabelMap.from_tags(tag for sentences in train.values() for s in sentences for tag in s.tags)
@@ -95,6 +104,16 @@ def _sample_training(corpus: Corpus, recipe: Recipe) -> tuple[dict[str, list[Sen
         "train_indices": chosen,
     }
     return train, manifest
+
+
+def _with_extra(
+    train: dict[str, list[Sentence]], extra: Mapping[str, Sequence[Sentence]]
+) -> dict[str, list[Sentence]]:
+    """The sampled training sets with the extra sentences appended, per language."""
+    merged = {lang: list(sentences) for lang, sentences in train.items()}
+    for lang, sentences in extra.items():
+        merged.setdefault(lang, []).extend(sentences)
+    return merged
 
 
 def _eval_split(
