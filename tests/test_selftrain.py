@@ -291,3 +291,10 @@ def test_a_second_call_reuses_the_students_without_tagging_again(two_rounds, mon
 
     monkeypatch.setattr(selftrain, "model_teacher", lambda run_dir: pytest.fail("tagged again"))
     assert run_transfer(chosen, out).trained == ()
+
+
+def test_the_shipped_recipe_plans_one_student_per_target(tmp_path):
+    shipped = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "self-training-local.toml")
+    settings = expand_sources(shipped.transfer.sources, shipped.eval_languages)
+    plans = plan_self_training(shipped, settings)
+    assert [p.setting.name for p in plans] == ["de + self(fr)", "de + self(nl)"]

@@ -9,6 +9,7 @@ pseudo-labels could then differ, so it trains afresh.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +30,8 @@ from nertool.transfer.selftrain import (
 )
 from nertool.workflows.training_data import resolve_source
 from nertool.workflows.transfer import ProgressHook, RunEvent, _is_main, execute_run, run_status
+
+log = logging.getLogger("nertool")
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,16 @@ def _with_pseudo_labels(
     """Tag the target's unlabeled text with ``teacher``, select, record it, attach it to the run."""
     target = run.recipe.transfer.self_training.languages[0]  # type: ignore[union-attr]
     pool = read_unlabeled(recipe, resolve_source(recipe.data.source), target)
+    log.info("%s: pseudo-labelling %d %s sentences with %s", run.name, len(pool.sentences), target, teacher)
     selection = select(pool, pseudo_label(pool, model_teacher(teacher)), config, seed=run.recipe.seed)
+    log.info(
+        "%s: %d of %d sentences have every entity at confidence >= %s; %d kept",
+        run.name,
+        selection.passed,
+        selection.total,
+        selection.threshold,
+        len(selection.kept),
+    )
     if _is_main():
         run.run_dir.mkdir(parents=True, exist_ok=True)
         manifest = selection_manifest(selection, config, teacher=teacher, round_=round_)
