@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomllib
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from nertool.errors import ConfigError, LabelError
 from nertool.labels import check_type_map
@@ -188,11 +196,39 @@ class TrainConfig(_Section):
         return value
 
 
+class SelfTrainingConfig(_Section):
+    """``[transfer] self_training``: pseudo-label each target's unlabeled text, train a student on it.
+
+    ``text`` maps a language to a raw-text file (one sentence per line) read instead of that
+    language's train split (whose tags are then ignored). ``keep_empty`` keeps sentences in which the
+    teacher found no entity: off by default because every WikiANN sentence holds one, so an empty
+    prediction there is a miss that would teach the student to say ``O``; turn it on for raw text.
+    """
+
+    languages: list[Language] = Field(min_length=1)
+    rounds: int = Field(1, ge=1, le=10)
+    min_confidence: float = Field(0.9, gt=0, le=1)
+    max_sentences: int = Field(5000, ge=1)
+    text: dict[Language, str] = {}
+    keep_empty: bool = False
+
+    @model_validator(mode="after")
+    def _text_for_listed_languages(self) -> SelfTrainingConfig:
+        """Languages listed once, and a text file only for a listed language (else it is never read)."""
+        if len(set(self.languages)) != len(self.languages):
+            raise ValueError(f"languages repeats a language ({', '.join(self.languages)}): list each once")
+        unlisted = sorted(set(self.text) - set(self.languages))
+        if unlisted:
+            raise ValueError(f"text names {', '.join(unlisted)}, which is not in languages: add it there")
+        return self
+
+
 class TransferConfig(_Section):
     sources: list[list[Language] | str] = [["de"]]
     sample_sizes: list[int] = []
     target_language: Language | None = None
     selection: Literal["source_dev", "target_dev", "last"] = "source_dev"
+    self_training: SelfTrainingConfig | None = None
 
 
 class PretrainConfig(_Section):
@@ -285,6 +321,16 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     return data
 
 
+def _resolve_self_training_text(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``[transfer] self_training.text`` files are paths too (one per language)."""
+    section = data.get("transfer")
+    self_training = section.get("self_training") if isinstance(section, dict) else None
+    text = self_training.get("text") if isinstance(self_training, dict) else None
+    if isinstance(self_training, dict) and isinstance(text, dict):
+        self_training["text"] = {lang: _resolve_path(path, base) for lang, path in text.items()}
+    return data
+
+
 def _resolve_path(value: Any, base: Path) -> Any:
     """``value`` relative to ``base`` when it names something there (``{lang}`` templates: their folder)."""
     if not isinstance(value, str) or value.startswith(("hub:", "scratch:")) or value == "sample":
@@ -329,7 +375,7 @@ def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recip
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise ConfigError(f"{path}: not valid TOML: {error}") from None
-        data = _resolve_paths(data, path.parent)
+        data = _resolve_self_training_text(_resolve_paths(data, path.parent), path.parent)
     return build_recipe(apply_overrides(data, overrides), origin)
 
 

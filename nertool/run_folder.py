@@ -45,7 +45,8 @@ LOCK = ".lock"
 PREDICTIONS = "predictions"
 REPORT = "report.md"
 TRANSFER_RUNS, TRANSFER_CURVE = "runs", "curve"
-_RUN = {CONFIG, DATA_MANIFEST, TRAIN_LOG, METRICS, MODEL, CHECKPOINT, TRACKERS}
+SELFTRAIN = "selftrain.json"  # a self-training student's pseudo-labelled sentences
+_RUN = {CONFIG, DATA_MANIFEST, TRAIN_LOG, METRICS, MODEL, CHECKPOINT, TRACKERS, SELFTRAIN}
 _TRANSFER = {CONFIG, TRANSFER_RUNS, TRANSFER_CURVE, "curve.json", "curve.png"} | {
     f"transfer.{ext}" for ext in ("json", "md", "csv", "png")
 }

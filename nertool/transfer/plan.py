@@ -10,12 +10,13 @@ in a test without training. The records here are what the later stages pass alon
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nertool.config import Recipe, build_recipe
+from nertool.data.readers import Sentence
 from nertool.errors import ConfigError
 from nertool.transfer.table import Setting, group_trainings
 from nertool.transfer.table import expand_sources as _expand_sources
@@ -26,13 +27,18 @@ Scores = dict[str, dict[str, float | None]]
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One model to train or reuse: its folder, the recipe it trains with, the settings it serves."""
+    """One model to train or reuse: its folder, the recipe it trains with, the settings it serves.
+
+    ``extra_train`` holds training sentences that come from no corpus file: a self-training
+    student's pseudo-labelled target sentences (``nertool.transfer.selftrain``), per language.
+    """
 
     name: str
     train_languages: tuple[str, ...]
     settings: tuple[str, ...]
     recipe: Recipe
     run_dir: Path
+    extra_train: Mapping[str, Sequence[Sentence]] | None = None
 
 
 @dataclass(frozen=True)

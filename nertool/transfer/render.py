@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nertool.errors import NertoolError
@@ -45,6 +45,8 @@ def to_markdown(table: TransferTable, digits: int = 3) -> str:
         gap_body = [[row.name, *(_fmt(g, digits, signed=True) for g in row.gaps)] for row in table.rows]
         lines += ["", "Transfer gap: in-language (each) F1 minus the row's F1.", ""]
         lines += _md_table(["train \\ test", *langs], gap_body)
+    if table.has_self_training:
+        lines += ["", *self_training_markdown(table, digits)]
     return "\n".join(lines) + "\n"
 
 
@@ -58,18 +60,44 @@ def label_changes_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join([*lines, *markdown_rows(header, body, numeric=True)]) + "\n"
 
 
+def self_training_markdown(table: TransferTable, digits: int = 3) -> list[str]:
+    """Each self-trained row's gain over its plain row, per test language (positive: it helped)."""
+    langs = list(table.eval_languages)
+    body = [
+        [row.name, str(row.base), *(_fmt(g, digits, signed=True) for g in row.gains)]
+        for row in table.rows
+        if row.base is not None
+    ]
+    lines = ["Self-training gain: the self-trained row's F1 minus its plain row's.", ""]
+    return lines + _md_table(["self-trained", "plain row", *langs], body)
+
+
 def to_csv(table: TransferTable) -> str:
     """One line per row, 10 significant digits; a missing value is an empty field (read as NaN by pandas)."""
     langs = list(table.eval_languages)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
+    gains = table.has_self_training  # the base/gain columns only where a row has them
     writer.writerow(
-        ["setting", *langs, "mean", "zero_shot_mean", *(f"gap_{lang}" for lang in langs), "selection"]
+        [
+            "setting",
+            *langs,
+            "mean",
+            "zero_shot_mean",
+            *(f"gap_{lang}" for lang in langs),
+            "selection",
+            *(["base", *(f"gain_{lang}" for lang in langs)] if gains else []),
+        ]
     )
     for row in table.rows:
         values = [*row.scores, row.mean, row.zero_shot_mean, *row.gaps]
-        writer.writerow([row.name, *("" if v is None else f"{v:.10g}" for v in values), table.selection])
+        extra = [row.base or "", *_csv_numbers(row.gains or (None,) * len(langs))] if gains else []
+        writer.writerow([row.name, *_csv_numbers(values), table.selection, *extra])
     return out.getvalue()
+
+
+def _csv_numbers(values: Sequence[float | None]) -> list[str]:
+    return ["" if v is None else f"{v:.10g}" for v in values]
 
 
 def _row_json(row: TableRow, langs: tuple[str, ...]) -> dict[str, Any]:
@@ -81,7 +109,15 @@ def _row_json(row: TableRow, langs: tuple[str, ...]) -> dict[str, Any]:
         "mean": row.mean,
         "zero_shot_mean": row.zero_shot_mean,
         "gap": dict(zip(langs, row.gaps, strict=True)),
+        **_self_training_json(row, langs),
     }
+
+
+def _self_training_json(row: TableRow, langs: tuple[str, ...]) -> dict[str, Any]:
+    """``base`` and ``gain`` (F1 minus the base row's, per language) for a self-trained row only."""
+    if row.base is None:
+        return {}
+    return {"base": row.base, "gain": dict(zip(langs, row.gains, strict=True))}
 
 
 def _plain(value: Any) -> Any:

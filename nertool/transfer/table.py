@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nertool.errors import ConfigError, NertoolError
 from nertool.langcode import language_of
@@ -59,10 +59,15 @@ Scores = Mapping[str, Mapping[str, float | None]]
 
 @dataclass(frozen=True)
 class Setting:
-    """One model to train: a named set of training languages."""
+    """One model to train: a named set of training languages.
+
+    ``base`` names the plain setting a self-trained one grew from (``"de + self(fr)"`` from
+    ``"de"``, see ``nertool.transfer.selftrain``); its row reports its gain over that row.
+    """
 
     name: str
     train_languages: tuple[str, ...]
+    base: str | None = None
 
     @property
     def row(self) -> str:
@@ -155,7 +160,9 @@ class TableRow:
 
     ``train_languages`` is empty for the ``each`` row, whose cell L was trained on L alone.
     ``gaps[i]`` is the in-language (``each``) score of column i minus this row's score: positive means
-    this setting falls short of training on the target language itself.
+    this setting falls short of training on the target language itself. A self-trained row names its
+    plain row in ``base`` and ``gains[i]`` is its score minus the plain row's (positive: it helped);
+    other rows have no base and no gains.
     """
 
     name: str
@@ -164,6 +171,8 @@ class TableRow:
     mean: float | None
     zero_shot_mean: float | None
     gaps: tuple[float | None, ...]
+    base: str | None = None
+    gains: tuple[float | None, ...] = ()
 
     @property
     def in_language(self) -> bool:
@@ -182,6 +191,11 @@ class TransferTable:
     eval_languages: tuple[str, ...]
     rows: tuple[TableRow, ...]
     selection: str = "source_dev"
+
+    @property
+    def has_self_training(self) -> bool:
+        """Whether any row is a self-trained setting (and so carries gains)."""
+        return any(row.base is not None for row in self.rows)
 
     @property
     def has_gaps(self) -> bool:
@@ -220,7 +234,29 @@ def build_table(
         cells = _row_cells(scores, members, langs)
         train = () if name == EACH else members[0].train_languages
         rows.append(_make_row(name, train, cells, langs, in_language))
-    return TransferTable(langs, tuple(rows), selection)
+    return TransferTable(langs, tuple(_with_gains(rows, settings)), selection)
+
+
+def _with_gains(rows: list[TableRow], settings: Sequence[Setting]) -> list[TableRow]:
+    """Self-trained rows get their base row's name and ``gains`` = their cells minus the base's."""
+    by_name = {row.name: row for row in rows}
+    bases = {s.name: s.base for s in settings if s.base is not None}
+    for base in bases.values():
+        if base not in by_name:
+            raise NertoolError(f'a self-trained setting grew from "{base}", which is not a row of the table')
+    return [
+        replace(
+            row,
+            base=bases[row.name],
+            gains=tuple(
+                _difference(value, plain)
+                for value, plain in zip(row.scores, by_name[bases[row.name]].scores, strict=True)
+            ),
+        )
+        if row.name in bases
+        else row
+        for row in rows
+    ]
 
 
 def _rows_in_order(settings: Sequence[Setting]) -> dict[str, list[Setting]]:

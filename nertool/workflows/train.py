@@ -7,7 +7,7 @@ Functions here return typed results and write files; they never print and never 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,15 +151,17 @@ def train_run(
     reporter: Reporter | None = None,
     seed: int | None = None,
     track_test: bool = False,
+    extra_train: Mapping[str, Sequence[Sentence]] | None = None,
 ) -> RunResult:
     """Fine-tune on the recipe's data, keep the best dev model, score it, write the run folder.
 
     The model's card is written last, from ``metrics.json``; ``train.push_to_hub`` then uploads
     the model (its login is checked first, so a run never trains only to fail at the upload).
+    ``extra_train`` adds training sentences from no corpus file (``load_training_data``).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     check_push(recipe)
-    data = load_training_data(recipe)
+    data = load_training_data(recipe, extra_train)
     settings = loop_settings(recipe, seed)
     accelerator = make_accelerator(settings, tracker_dir=tracker_dir(run_dir))
     model, tokenizer = _run_model(

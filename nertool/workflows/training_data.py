@@ -7,7 +7,7 @@ Shared by ``train`` and ``transfer`` (every transfer setting reads its data the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,13 +50,17 @@ class TrainingData:
     label_map: LabelMap
 
 
-def load_training_data(recipe: Recipe) -> TrainingData:
+def load_training_data(
+    recipe: Recipe, extra_train: Mapping[str, Sequence[Sentence]] | None = None
+) -> TrainingData:
     """Read train/dev/test for the recipe's languages, sample the training sets, build labels.
 
     Every set is harmonised with its label map (``data.label_map``, or an entry's own) before the
     label set is built from the training sentences; ``data.train_sources`` add training sentences
     keyed ``corpus:language`` and ``data.eval_sources`` add dev/test sets keyed the same way. Every
     renamed or dropped entity of the sampled and capped sets is counted in ``manifest["label_changes"]``.
+    ``extra_train`` (pseudo-labelled sentences of a self-training student, per language) joins the
+    training sets as given and is counted in the manifest under ``pseudo_labelled``.
     """
     changes = LabelChanges()
     primary = _primary_sets(recipe, changes)
@@ -64,6 +68,8 @@ def load_training_data(recipe: Recipe) -> TrainingData:
     extra = _eval_sources(recipe, changes)
     changes.warn_unused()
     train = {**primary.train, **mixed.sentences}
+    if extra_train:
+        train = _with_extra(train, extra_train)
     dev, test = {**primary.dev, **extra.dev}, {**primary.test, **extra.test}
     label_map = LabelMap.from_tags(tag for sentences in train.values() for s in sentences for tag in s.tags)
     files = {**primary.files, **extra.files}
@@ -74,6 +80,8 @@ def load_training_data(recipe: Recipe) -> TrainingData:
         manifest["train_sources"] = mixed.indices
     if extra.files:
         manifest["eval_sources"] = extra.sources
+    if extra_train:
+        manifest["pseudo_labelled"] = {lang: len(s) for lang, s in extra_train.items()}
     manifest["label_changes"] = changes.to_json()
     return TrainingData(train, dev, test, manifest, label_map)
 
@@ -146,6 +154,16 @@ def _sample_training(corpus: Corpus, recipe: Recipe) -> tuple[dict[str, list[Sen
         "train_indices": chosen,
     }
     return train, manifest
+
+
+def _with_extra(
+    train: dict[str, list[Sentence]], extra: Mapping[str, Sequence[Sentence]]
+) -> dict[str, list[Sentence]]:
+    """The sampled training sets with the extra sentences appended, per language."""
+    merged = {lang: list(sentences) for lang, sentences in train.items()}
+    for lang, sentences in extra.items():
+        merged.setdefault(lang, []).extend(sentences)
+    return merged
 
 
 def _eval_split(

@@ -53,6 +53,8 @@ from nertool.transfer.report import (
     write_curve,
     write_matrix,
 )
+from nertool.transfer.selftrain import SelfTrainingPlan, plan_self_training
+from nertool.transfer.table import Setting
 from nertool.workflows.runs import refuse_push
 from nertool.workflows.train import train_run
 
@@ -115,7 +117,14 @@ def _train(
         _clear_stale(run.run_dir)
     _sync()
     try:
-        result = train_run(run.recipe, run.run_dir, status == RESUME, reporter=reporter, track_test=True)
+        result = train_run(
+            run.recipe,
+            run.run_dir,
+            status == RESUME,
+            reporter=reporter,
+            track_test=True,
+            extra_train=run.extra_train,
+        )
     except Interrupted:
         raise Interrupted(
             f"interrupted; {run.run_dir} keeps a checkpoint: rerun the same transfer command to resume "
@@ -251,6 +260,7 @@ def run_transfer(
     started = time.perf_counter()
     refuse_push(recipe, "a transfer trains a model per language set", f"{out_dir}/{RUNS}/<languages>")
     settings = expand_settings(recipe)
+    self_training = plan_self_training(recipe, settings)
     matrix = plan_runs(recipe, settings, out_dir / RUNS)
     curve_runs = plan_curve(recipe, out_dir / CURVE) if recipe.transfer.sample_sizes else []
     if curve_runs:
@@ -258,6 +268,10 @@ def run_transfer(
     _check_run_folders(out_dir, [*matrix, *curve_runs])
     done = _execute_all([*matrix, *curve_runs], progress, keep_checkpoints)
     outcomes, curve_outcomes = done[: len(matrix)], done[len(matrix) :]
+    if self_training:
+        settings, matrix, outcomes = _add_students(
+            recipe, self_training, settings, matrix, outcomes, progress, keep=keep_checkpoints
+        )
     columns = recipe.eval_columns
     scores = setting_scores(matrix, outcomes, columns)
     tables = build_tables(scores, settings, columns)
@@ -293,6 +307,28 @@ def with_label_changes(document: dict[str, Any], runs: Sequence[PlannedRun]) -> 
 def _manifest(run_dir: Path) -> dict[str, Any]:
     path = RunFolder(run_dir).data_manifest
     return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {}
+
+
+def _add_students(
+    recipe: Recipe,
+    plans: Sequence[SelfTrainingPlan],
+    settings: Sequence[Setting],
+    matrix: Sequence[PlannedRun],
+    outcomes: Sequence[RunOutcome],
+    progress: ProgressHook | None,
+    *,
+    keep: bool,
+) -> tuple[list[Setting], list[PlannedRun], list[RunOutcome]]:
+    """Train the self-training students; their settings, runs and outcomes join the plain ones."""
+    from nertool.workflows.selftrain import train_students  # it builds on this module's runner
+
+    bases = list(zip(matrix, outcomes, strict=True))
+    students = train_students(recipe, plans, bases, progress, keep_checkpoints=keep)
+    return (
+        [*settings, *(plan.setting for plan in plans)],
+        [*matrix, *(s.run for s in students)],
+        [*outcomes, *(s.outcome for s in students)],
+    )
 
 
 def _check_run_folders(out_dir: Path, runs: Sequence[PlannedRun]) -> None:
