@@ -31,6 +31,7 @@ import torch
 from bench.gpu_f1 import dev_f1
 
 BUCKET = 16
+LOADER_WORKERS = 2  # collation off the main thread, on GPU, for every side that has a loader
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,8 @@ class GpuPlan:
     """Sizes and optimizer settings shared by every side."""
 
     train_sentences: int = 20_000
-    dev_sentences: int = 10_000
-    epochs: int = 3
+    dev_sentences: int = 5_000
+    epochs: int = 2
     batch_size: int = 32
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
@@ -48,7 +49,7 @@ class GpuPlan:
     probe_steps: int = 40
     loop_steps: int = 200
     budgets: tuple[int, ...] = (256 * 32, 512 * 32)
-    predict_sentences: int = 10_000
+    predict_sentences: int = 5_000
     predict_batches: tuple[int, ...] = (32, 256)
     repeats: int = 3
     seed: int = 42
@@ -158,7 +159,7 @@ def loader(features: Sequence[Any], batches: list[list[int]], pad_id: int, devic
         features,  # type: ignore[arg-type]  # a list is a map-style dataset
         batch_sampler=batches,
         collate_fn=BucketCollator(pad_id),
-        num_workers=2 if on_gpu else 0,
+        num_workers=LOADER_WORKERS if on_gpu else 0,
         pin_memory=on_gpu,
         persistent_workers=False,
     )
@@ -247,6 +248,7 @@ def trainer_args(folder: Path, plan: GpuPlan, precision: str, device: torch.devi
         bf16=precision == "bf16",
         use_cpu=device.type != "cuda",
         optim="adamw_torch_fused",
+        dataloader_num_workers=LOADER_WORKERS if device.type == "cuda" else 0,  # as nertool's side
         report_to="none",
         save_strategy="no",
         eval_strategy="no",
@@ -320,7 +322,8 @@ def train_trainer(fresh: Callable[[], Any], data: Any, plan: GpuPlan, folder: Pa
         for begin, end in zip(marks[::2], marks[1::2], strict=True)
     ]
     config = (
-        f"train_sampling_strategy=group_by_length, optim=adamw_torch_fused, {precision} "
+        f"train_sampling_strategy=group_by_length, optim=adamw_torch_fused, {precision}, "
+        f"dataloader_num_workers={args.dataloader_num_workers} "
         f"(probe s/step: fp32 {probe['fp32']:.4f}, bf16 {probe['bf16']:.4f}), batch {plan.batch_size}"
     )
     side = Side("trainer", config, epochs, extra={"precision": precision, "probe_s_per_step": probe})
@@ -355,6 +358,10 @@ def train_shipped_loop(model: Any, data: Any, plan: GpuPlan, folder: Path) -> Si
         log_every=10**9,
         mixed_precision="bf16" if device.type == "cuda" else "no",
     )
+    from accelerate.state import AcceleratorState
+
+    # The Trainer's accelerator state may hold another precision; the loop makes its own.
+    AcceleratorState._reset_state(reset_partial_state=True)
     loop = Loop(model, data.features, settings, folder / "checkpoint", reporter=Clock())
     loop.save_checkpoint = lambda: None  # type: ignore[method-assign]  # a 3 GB state, not the step
     loop.run()

@@ -1,20 +1,20 @@
 """GPU training and prediction at XLM-R-base size: the Trainer's fastest configuration against nertool.
 
-``python -m bench.gpu_train`` on a GPU machine (``bench/gpu_session.sh run``: about 6-8 minutes
-planned, one prepared script), or ``python -m bench.gpu_train --device cpu --tiny --quick`` (a
-smoke test of the whole script on a 2 x 128 model, well under a minute on CPU).
+``python -m bench.gpu_train`` on a GPU machine (``bench/gpu_session.sh run``; about 6 minutes by an
+estimate from earlier H100 step times, not yet measured), or ``python -m bench.gpu_train --device
+cpu --tiny --quick``: a smoke test of the whole script on a 2 x 128 model, under a minute on CPU.
 
 Every side trains the same randomly initialised XLM-R-base-sized token classifier (12 x 768,
 250,002-piece embedding: 278M parameters) from the same weights on the same 20,000 German WikiANN
-training sentences for the same number of epochs, then is scored on German dev with one
-inference path (``bench.gpu_f1``: span F1 equal to seqeval's default mode, which the GPU machine
-lacks, like ``datasets``). Sides (``bench.gpu_sides``): the Trainer (length grouping, fused AdamW,
-the faster of fp32 and bf16 in a probe), the loop as shipped (throughput only), the lean eager
-step, CUDA graphs at batch 32 and token budgets of 256 x 32 and 512 x 32 tokens. Each reports
-sentences/s, ms/step and model FLOP utilisation as medians over its epochs (the repeats, with
-min/max as the spread): ``6 x non-embedding parameters x real tokens / seconds / bf16 peak``.
-Prediction (``bench.gpu_predict``): nertool's batched inference against ``transformers.pipeline``
-at batch 32 and 256 in bf16, alternating, median of 3.
+training sentences for the same number of epochs (2), then is scored on 5,000 German dev sentences
+through one inference path (``bench.gpu_f1``: span F1 equal to seqeval's default mode, because the
+GPU machine has no seqeval, nor ``datasets``). Sides (``bench.gpu_sides``): the Trainer (length
+grouping, fused AdamW, the faster of fp32 and bf16 in a probe), the loop as shipped (throughput
+only), the lean eager step, CUDA graphs at batch 32 and token budgets of 256 x 32 and 512 x 32
+tokens. Each reports sentences/s, ms/step and model FLOP utilisation as medians over its epochs
+(the repeats, min/max as the spread): ``6 x non-embedding parameters x real tokens / seconds /
+bf16 peak``. Prediction (``bench.gpu_predict``): nertool's batched inference against
+``transformers.pipeline`` at batch 32 and 256 in bf16, alternating, median of 3.
 
 The record goes to ``bench/results/gpu_<card>.json`` (a temp folder for ``--tiny``).
 """
@@ -138,12 +138,9 @@ def parameter_counts(model: Any) -> dict[str, int]:
 
 def copier(template: Any, device: Any) -> Callable[[], Any]:
     """Fresh models holding exactly ``template``'s initial weights, on ``device``."""
-    initial = copy.deepcopy(template.state_dict())
 
     def fresh() -> Any:
-        model = type(template)(copy.deepcopy(template.config))
-        model.load_state_dict(initial)
-        return model.to(device).train()
+        return copy.deepcopy(template).to(device).train()  # a copy, not a second random init
 
     return fresh
 
@@ -349,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tiny", action="store_true", help="a 2 x 128 model instead of XLM-R-base size")
     parser.add_argument("--quick", action="store_true", help="256 training sentences, 2 epochs, few steps")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per training side (default 3)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per training side (default 2)")
     parser.add_argument("--data", type=Path, default=None, help="WikiANN folder (e.g. .gpudata/wikiann)")
     parser.add_argument(
         "--data-root", type=Path, default=DATA_ROOT, help="shared data folder (wikiann/ inside)"

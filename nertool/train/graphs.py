@@ -189,7 +189,7 @@ class GraphedStep:
     @contextlib.contextmanager
     def _warmup_stream(self) -> Iterator[None]:
         """Eager steps run on a side stream on CUDA, as graph capture asks of warm-up work."""
-        if self.capture is not cuda_capture:
+        if self.capture is not cuda_capture or self.max_graphs == 0:
             yield
             return
         side, main = torch.cuda.Stream(self.device), torch.cuda.current_stream(self.device)
