@@ -1,51 +1,61 @@
-"""GPU training throughput: nertool ``Loop`` against ``transformers.Trainer``, XLM-R-base-sized, bf16.
+"""GPU training and prediction at XLM-R-base size: the Trainer's fastest configuration against nertool.
 
-``python -m bench.gpu_train`` (on a GPU machine) or ``python -m bench.gpu_train --device cpu --tiny
---quick`` (a smoke test of the script itself). Both sides train the same randomly initialised
-XLM-R-base-sized token classifier (12 × 768, 250,002-piece embedding: 278M parameters) from the
-same weights on the same sentences at batch 32 in bf16 (fp32 on CPU), for the same number of steps.
+``python -m bench.gpu_train`` on a GPU machine (``bench/gpu_session.sh run``; about 6 minutes by an
+estimate from earlier H100 step times, not yet measured), or ``python -m bench.gpu_train --device
+cpu --tiny --quick``: a smoke test of the whole script on a 2 x 128 model, under a minute on CPU.
 
-Throughput is steady state: the clock starts after ``warmup`` optimizer steps and stops at the
-last one (``torch.cuda.synchronize`` at both marks), so CUDA start-up and the end-of-run
-bookkeeping are not counted. Model FLOP utilisation is ``6 × N × tokens / seconds / peak`` with N
-the parameters outside the input embeddings (a lookup does no multiply-adds), on real tokens;
-``peak`` is the dense bf16 peak of the GPU model when known.
+Every side trains the same randomly initialised XLM-R-base-sized token classifier (12 x 768,
+250,002-piece embedding: 278M parameters) from the same weights on the same 20,000 German WikiANN
+training sentences for the same number of epochs (2), then is scored on 5,000 German dev sentences
+through one inference path (``bench.gpu_f1``: span F1 equal to seqeval's default mode, because the
+GPU machine has no seqeval, nor ``datasets``). Sides (``bench.gpu_sides``): the Trainer (length
+grouping, fused AdamW, the faster of fp32 and bf16 in a probe), the loop as shipped (throughput
+only), the lean eager step, CUDA graphs at batch 32 and token budgets of 256 x 32 and 512 x 32
+tokens. Each reports sentences/s, ms/step and model FLOP utilisation as medians over its epochs
+(the repeats, min/max as the spread): ``6 x non-embedding parameters x real tokens / seconds /
+bf16 peak``. Prediction (``bench.gpu_predict``): nertool's batched inference against
+``transformers.pipeline`` at batch 32 and 256 in bf16, alternating, median of 3.
 
-Runs without ``datasets`` or ``seqeval`` (the GPU machines may lack them): the example's
-``tokenize_and_align_labels`` is applied to a plain dict of lists, and nothing is scored. Data:
-WikiANN de train when the shared data folder is there, else the bundled sample, repeated.
+The record goes to ``bench/results/gpu_<card>.json`` (a temp folder for ``--tiny``).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import inspect
+import json
 import math
+import re
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.gpu_data import GpuData, find_corpus, load_data
+from bench.gpu_predict import compare_predict
+from bench.gpu_sides import (
+    GpuPlan,
+    Side,
+    budget_batches,
+    release,
+    sentence_batches,
+    train_lean,
+    train_shipped_loop,
+    train_trainer,
+)
 from bench.harness import (
     CACHE,
     DATA_ROOT,
     RESULTS,
     Options,
-    PeakMemory,
     Row,
-    cycled,
-    data_source,
-    load_split,
+    finite,
     make_record,
     render_table,
     set_threads,
-    write_record,
 )
-from bench.training import CountingCollator
-from nertool.train.loop import SilentReporter
 
 SCENARIO = "gpu_train"
 # Dense bf16 tensor-core peaks (no sparsity), by a substring of torch.cuda.get_device_name().
@@ -60,53 +70,60 @@ PEAK_BF16_FLOPS = (
     ("A10G", 70e12),
 )
 EMBEDDING_KEYS = ("word_embeddings", "position_embeddings", "token_type_embeddings")
+TINY_PLAN = GpuPlan(
+    train_sentences=256,
+    dev_sentences=64,
+    epochs=2,
+    probe_steps=2,
+    loop_steps=4,
+    budgets=(1024, 2048),
+    predict_sentences=64,
+    predict_batches=(8, 32),
+    repeats=1,
+)
 
 
-@dataclass(frozen=True)
-class GpuPlan:
-    tiny: bool
-    steps: int
-    warmup: int
-    batch_size: int = 32
-    learning_rate: float = 5e-5
-    max_length: int = 128
-    seed: int = 42
+def plan_for(quick: bool, epochs: int | None) -> GpuPlan:
+    plan = TINY_PLAN if quick else GpuPlan()
+    return replace(plan, epochs=epochs) if epochs else plan
 
 
-def plan_for(tiny: bool, quick: bool, steps: int | None = None) -> GpuPlan:
-    if quick:
-        return GpuPlan(tiny, steps or 6, warmup=2, batch_size=8 if tiny else 32)
-    return GpuPlan(tiny, steps or 300, warmup=30)
-
-
-def peak_flops(device: str) -> float | None:
+def peak_flops(device: Any) -> float | None:
     import torch
 
-    if not device.startswith("cuda"):
+    if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name(torch.device(device))
+    name = torch.cuda.get_device_name(device)
     return next((peak for key, peak in PEAK_BF16_FLOPS if key in name), None)
 
 
-# ---------------------------------------------------------------- model and data
+def card_name(device: Any) -> str:
+    """``h200`` for "NVIDIA H200": the results file's name part; ``cpu`` without a GPU."""
+    import torch
+
+    if device.type != "cuda":
+        return "cpu"
+    name = torch.cuda.get_device_name(device).lower().removeprefix("nvidia ").strip()
+    return re.sub(r"[^a-z0-9]+", "_", name).strip("_")
 
 
-def xlmr_config(tiny: bool, vocab_size: int, n_labels: int) -> Any:
+def xlmr_config(tiny: bool, vocab_size: int, label_map: Any) -> Any:
     from transformers import XLMRobertaConfig
 
-    shape = (2, 128, 2, 256) if tiny else (12, 768, 12, 3072)
+    layers, hidden, heads, intermediate = (2, 128, 2, 256) if tiny else (12, 768, 12, 3072)
     config = XLMRobertaConfig(
         vocab_size=vocab_size if tiny else 250_002,
-        num_hidden_layers=shape[0],
-        hidden_size=shape[1],
-        num_attention_heads=shape[2],
-        intermediate_size=shape[3],
+        num_hidden_layers=layers,
+        hidden_size=hidden,
+        num_attention_heads=heads,
+        intermediate_size=intermediate,
         max_position_embeddings=514,
         pad_token_id=1,
         bos_token_id=0,
         eos_token_id=2,
     )
-    config.num_labels = n_labels
+    config.num_labels = len(label_map)
+    config.id2label, config.label2id = label_map.id2label, label_map.label2id  # the pipeline's entity names
     return config
 
 
@@ -116,240 +133,210 @@ def parameter_counts(model: Any) -> dict[str, int]:
     return {"total": total, "non_embedding": total - embedding}
 
 
-@dataclass(frozen=True)
-class Inputs:
-    tokenizer: Any
-    label_map: Any
-    features: list[Any]
-    rows: list[dict[str, Any]]
-    source: str
+# ---------------------------------------------------------------- the sides, in one process
 
 
-def build_inputs(plan: GpuPlan, options: Options) -> Inputs:
-    """nertool features and the example's tokenized rows of the same sentences."""
-    from bench.hf_example import label_aligner
-    from nertool.labels import LabelMap
-    from nertool.model import build_features, train_tokenizer, word_pieces
+def copier(template: Any, device: Any) -> Callable[[], Any]:
+    """Fresh models holding exactly ``template``'s initial weights, on ``device``."""
 
-    source, source_name = data_source(options)
-    sentences = cycled(load_split(source, "train"), plan.steps * plan.batch_size)
-    label_map = LabelMap.from_tags(tag for s in sentences for tag in s.tags)
-    tokenizer = train_tokenizer((" ".join(s.tokens) for s in sentences), 8000)
-    labels = [label_map.encode(s.tags) for s in sentences]
-    features = []
-    for index, pieces in enumerate(word_pieces(tokenizer, [s.tokens for s in sentences])):
-        features += build_features(
-            index,
-            pieces,
-            plan.max_length,
-            bos_id=tokenizer.bos_token_id,
-            eos_id=tokenizer.eos_token_id,
-            label_ids=labels[index],
+    def fresh() -> Any:
+        return copy.deepcopy(template).to(device).train()  # a copy, not a second random init
+
+    return fresh
+
+
+def train_sides(
+    fresh: Callable[[], Any], data: GpuData, plan: GpuPlan, device: Any, folder: Path
+) -> tuple[dict[str, Side], Any]:
+    """Every side from the same weights; returns their results and the graphs side's trained model."""
+    sides: dict[str, Side] = {}
+    trainer, model = train_trainer(fresh, data, plan, folder / "trainer")
+    sides["trainer"] = trainer
+    del model
+    release(device)
+    sides["shipped_loop"] = train_shipped_loop(fresh(), data, plan, folder / "loop")
+    release(device)
+    lengths = [len(f) for f in data.features]
+    lean = (
+        ("eager", sentence_batches(lengths, plan), False, plan.learning_rate),
+        ("graphs", sentence_batches(lengths, plan), True, plan.learning_rate),
+    )
+    kept = None
+    for name, batches, graphs, lr in lean:
+        side, model = train_lean(fresh(), data, plan, batches, graphs=graphs, learning_rate=lr)
+        side.name, side.config = (
+            name,
+            f"GraphedStep ({'graphs' if graphs else 'eager'}), batch {plan.batch_size}",
         )
-    encoded = label_aligner(tokenizer, plan.max_length)(
-        {"tokens": [list(s.tokens) for s in sentences], "ner_tags": labels}
-    )
-    rows = [
-        {key: encoded[key][i] for key in ("input_ids", "attention_mask", "labels")}
-        for i in range(len(labels))
-    ]
-    return Inputs(tokenizer, label_map, features, rows, source_name)
-
-
-# ---------------------------------------------------------------- steady-state clock
-
-
-class StepClock:
-    """Time and collator counts at the warm-up step and at the last step."""
-
-    def __init__(self, warmup: int, last: int, counter: CountingCollator, device: str):
-        self.warmup, self.last, self.counter, self.device = warmup, last, counter, device
-        self.marks: dict[int, tuple[float, int, int]] = {}
-
-    def mark(self, step: int) -> None:
-        if step not in (self.warmup, self.last):
-            return
-        if self.device.startswith("cuda"):
-            import torch
-
-            torch.cuda.synchronize()
-        self.marks[step] = (time.perf_counter(), self.counter.sentences, self.counter.real)
-
-    def span(self) -> tuple[float, int, int]:
-        """(seconds, sentences, real tokens) between the two marks."""
-        (t0, s0, r0), (t1, s1, r1) = self.marks[self.warmup], self.marks[self.last]
-        return t1 - t0, s1 - s0, r1 - r0
-
-
-class ClockReporter(SilentReporter):
-    """``nertool.train.loop.Reporter`` that marks the clock after each optimizer step."""
-
-    def __init__(self, clock: StepClock):
-        self.clock = clock
-
-    def step(self, step: int, loss: float) -> None:
-        self.clock.mark(step)
-
-
-# ---------------------------------------------------------------- the two sides
-
-
-def sampling_args(fields: Sequence[str]) -> dict[str, Any]:
-    """Random batches, under whichever name this transformers version uses."""
-    return (
-        {"train_sampling_strategy": "random"}
-        if "train_sampling_strategy" in fields
-        else {"group_by_length": False}
-    )
-
-
-def run_trainer(model: Any, inputs: Inputs, plan: GpuPlan, device: str, folder: Path) -> StepClock:
-    from transformers import (
-        DataCollatorForTokenClassification,
-        PrinterCallback,
-        Trainer,
-        TrainerCallback,
-        TrainingArguments,
-    )
-
-    counter = CountingCollator(DataCollatorForTokenClassification(inputs.tokenizer))
-    clock = StepClock(plan.warmup, plan.steps, counter, device)
-
-    class Mark(TrainerCallback):
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            clock.mark(state.global_step)
-
-    fields = list(inspect.signature(TrainingArguments.__init__).parameters)
-    args = TrainingArguments(
-        output_dir=str(folder),
-        per_device_train_batch_size=plan.batch_size,
-        max_steps=plan.steps,
-        learning_rate=plan.learning_rate,
-        weight_decay=0.01,
-        warmup_steps=int(0.1 * plan.steps),
-        seed=plan.seed,
-        bf16=device.startswith("cuda"),
-        use_cpu=not device.startswith("cuda"),
-        report_to="none",
-        save_strategy="no",
-        eval_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
-        **sampling_args(fields),
-    )
-    trainer = Trainer(
-        model=model, args=args, train_dataset=inputs.rows, data_collator=counter, callbacks=[Mark()]
-    )
-    trainer.remove_callback(PrinterCallback)
-    trainer.train()
-    return clock
-
-
-def run_loop(model: Any, inputs: Inputs, plan: GpuPlan, device: str, folder: Path) -> StepClock:
-    from nertool.model import FeatureCollator
-    from nertool.train.loop import Loop, LoopSettings
-
-    settings = LoopSettings(
-        epochs=math.ceil(plan.steps * plan.batch_size / len(inputs.features)) or 1,
-        batch_size=plan.batch_size,
-        learning_rate=plan.learning_rate,
-        max_steps=plan.steps,
-        seed=plan.seed,
-        log_every=10**9,
-        mixed_precision="bf16" if device.startswith("cuda") else "no",
-    )
-    counter = CountingCollator(FeatureCollator(model.config.pad_token_id))
-    clock = StepClock(plan.warmup, plan.steps, counter, device)
-    loop = Loop(
-        model,
-        inputs.features,
-        settings,
-        folder / "checkpoint",
-        reporter=ClockReporter(clock),
-        collator=counter,
-    )
-    loop.save_checkpoint = lambda: None  # type: ignore[method-assign]  # a 3 GB state after the clock stops
-    loop.run()
-    return clock
-
-
-def measure(side: Any, model: Any, inputs: Inputs, plan: GpuPlan, device: str) -> tuple[StepClock, float]:
-    with tempfile.TemporaryDirectory(prefix="nertool-bench-gpu-") as tmp, PeakMemory(device) as memory:
-        clock = side(model, inputs, plan, device, Path(tmp))
-    return clock, memory.peak_mb
-
-
-def utilisation(tokens: int, seconds: float, non_embedding: int, peak: float | None) -> float:
-    return 6 * non_embedding * tokens / seconds / peak if peak and seconds else float("nan")
-
-
-def train_both(template: Any, inputs: Inputs, plan: GpuPlan, device: str) -> tuple[dict[str, Any], bool]:
-    """Each side trains its own copy of ``template``'s weights; also whether both copies started equal."""
-    from bench.training import same_weights
-
-    initial, results, identical = copy.deepcopy(template.state_dict()), {}, True
-    for name, side in (("baseline", run_trainer), ("nertool", run_loop)):
-        model = type(template)(copy.deepcopy(template.config))
-        model.load_state_dict(initial)
-        identical = identical and same_weights(model.state_dict(), initial)
-        results[name] = measure(side, model.to(device), inputs, plan, device)
+        sides[name] = side
+        kept = model if graphs else None
+        release(device)
+    for budget in plan.budgets:
+        batches = budget_batches(lengths, budget, plan.seed)
+        rows = len(data.features) / max(1, len(batches(0)))
+        lr = plan.learning_rate * (rows / plan.batch_size) ** 0.5
+        side, model = train_lean(fresh(), data, plan, batches, graphs=False, learning_rate=lr)
+        side.name, side.config = f"budget_{budget}", f"token budget {budget} (eager), lr x sqrt(rows/32)"
+        sides[side.name] = side
         del model
-    return results, identical
+        release(device)
+    return sides, kept
 
 
-def rows_of(results: dict[str, Any], non_embedding: int, peak: float | None, device: str) -> list[Row]:
-    (b_clock, b_mem), (n_clock, n_mem) = results["baseline"], results["nertool"]
-    (b_s, b_n, b_tok), (n_s, n_n, n_tok) = b_clock.span(), n_clock.span()
-    memory = "MiB allocated" if device.startswith("cuda") else "MiB RSS"
-    return [
-        Row("throughput (steady state)", "sentences/s", b_n / b_s, n_n / n_s),
-        Row("real tokens", "tokens/s", b_tok / b_s, n_tok / n_s),
-        Row(
-            "model FLOP utilisation",
-            "fraction of peak",
-            utilisation(b_tok, b_s, non_embedding, peak),
-            utilisation(n_tok, n_s, non_embedding, peak),
+# ---------------------------------------------------------------- the record
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One row of the record with its target ratio and how far dev F1 may fall below the Trainer's."""
+
+    key: str
+    row: Row
+    target: float | None = None
+    side: str | None = None  # whose dev F1 is held against the Trainer's
+    f1_tolerance: float | None = None
+
+
+def comparisons(summary: dict[str, Any], predict: dict[str, Any], budgets: Sequence[int]) -> list[Comparison]:
+    """The comparisons the script exists for; the first (graphs against the Trainer) is the headline."""
+    rate = {name: s["sentences_per_s"] for name, s in summary.items()}
+    unit, trainer = "sentences/s", rate["trainer"]
+    found = [
+        Comparison(
+            "graphs",
+            Row("training, CUDA graphs (batch 32) vs Trainer", unit, trainer, rate["graphs"]),
+            5.0,
+            "graphs",
+            0.02,
         ),
-        Row(
-            "padding share", "fraction", b_clock.counter.padding_share, n_clock.counter.padding_share, "lower"
+        Comparison(
+            "eager_vs_shipped_loop",
+            Row("training, lean eager vs the shipped loop", unit, rate["shipped_loop"], rate["eager"]),
+            1.5,
         ),
-        Row("peak memory", memory, b_mem, n_mem, "lower"),
+        Comparison("eager", Row("training, lean eager vs Trainer", unit, trainer, rate["eager"])),
     ]
+    found += [
+        Comparison(
+            f"budget_{b}",
+            Row(f"training, token budget {b} vs Trainer", unit, trainer, rate[f"budget_{b}"]),
+            10.0,
+            f"budget_{b}",
+            0.02,
+        )
+        for b in budgets
+    ]
+    predict_targets = dict(zip((32, 256), (5.0, 2.5), strict=True))
+    found += [
+        Comparison(
+            f"predict_{name}",
+            Row(
+                f"predict {name.replace('_', ' ')} vs pipeline",
+                unit,
+                v["pipeline_sentences_per_s"],
+                v["nertool_sentences_per_s"],
+            ),
+            predict_targets.get(int(name.removeprefix("batch_"))),
+        )
+        for name, v in predict.items()
+        if name.startswith("batch_")
+    ]
+    return found
 
 
-def run(options: Options, tiny: bool | None = None, steps: int | None = None) -> dict[str, Any]:
-    from transformers import XLMRobertaForTokenClassification
+def targets(summary: dict[str, Any], found: Sequence[Comparison]) -> dict[str, Any]:
+    """Each target: the measured ratio, the target, the dev F1 gap to the Trainer, whether it was met."""
+    result = {}
+    for c in found:
+        if c.target is None:
+            continue
+        mine, theirs = summary.get(c.side or "", {}).get("dev_f1"), summary["trainer"]["dev_f1"]
+        gap = None if mine is None or theirs is None else round(mine - theirs, 4)
+        f1_ok = c.f1_tolerance is None or (gap is not None and gap >= -c.f1_tolerance)
+        met = math.isfinite(c.row.ratio) and c.row.ratio >= c.target and f1_ok
+        result[c.key] = {
+            "ratio": finite(c.row.ratio),
+            "target": c.target,
+            "dev_f1_minus_trainer": gap,
+            "met": met,
+        }
+    return result
 
-    device = options.device
-    plan = plan_for(tiny if tiny is not None else not device.startswith("cuda"), options.quick, steps)
-    inputs = build_inputs(plan, options)
-    config = xlmr_config(plan.tiny, len(inputs.tokenizer), len(inputs.label_map))
-    template = XLMRobertaForTokenClassification(config)
-    counts, peak = parameter_counts(template), peak_flops(device)
-    results, identical = train_both(template, inputs, plan, device)
+
+def build_record(
+    sides: dict[str, Side], predict: dict[str, Any], plan: GpuPlan, options: Options, extra: dict[str, Any]
+) -> dict[str, Any]:
+    import torch
+
+    device = torch.device(options.device)
+    counts, peak = extra["parameters"], peak_flops(device)
+    summary = {name: side.summary(counts["non_embedding"], peak) for name, side in sides.items()}
+    found = comparisons(summary, predict, plan.budgets)
+    rows = [c.row for c in found]
     quality = {
-        "identical_initial_weights": identical,
-        "steps_timed": plan.steps - plan.warmup,
-        "steps_run": {name: clock.counter.batches for name, (clock, _) in results.items()},
+        "identical_initial_weights": True,
+        "dev_f1": {name: s["dev_f1"] for name, s in summary.items() if s["dev_f1"] is not None},
+        "predict_entity_agreement_f1": {
+            name: v["entity_agreement_f1"] for name, v in predict.items() if name.startswith("batch_")
+        },
     }
-    precision = "bf16" if device.startswith("cuda") else "fp32"
     settings = {
         **asdict(plan),
-        "parameters": counts,
+        **extra,
         "peak_bf16_flops": peak,
-        "data": inputs.source,
-        "precision": precision,
-        "flops_formula": "6 x non-embedding parameters x real tokens",
-        "baseline_sampling": "random",
-        "nertool_sampling": "length-grouped",
-        "timed": f"steady state: optimizer steps {plan.warmup}..{plan.steps}",
+        "flops_formula": "6 x non-embedding parameters x real tokens / seconds / peak",
+        "repeats_are": "epochs of one training run per side (median of per-epoch timings); predict: A B A B",
     }
     names = (
-        f"transformers.Trainer ({precision}, batch {plan.batch_size}, example preprocessing)",
-        f"nertool.train.loop.Loop ({precision}, batch {plan.batch_size})",
+        "transformers.Trainer, fastest configuration / transformers.pipeline",
+        "nertool GraphedStep / batched inference",
     )
-    rows = rows_of(results, counts["non_embedding"], peak, device)
-    return make_record(SCENARIO, replace(options, device=device), rows, quality, settings, names)
+    record = make_record(SCENARIO, options, rows, quality, settings, names)
+    return {
+        **record,
+        "smoke_test_only": device.type != "cuda",
+        "baseline_config": summary["trainer"]["config"],
+        "repeats": plan.epochs,
+        "spread": {name: s["spread"]["sentences_per_s"] for name, s in summary.items()},
+        "sides": summary,
+        "predict": predict,
+        "targets": targets(summary, found),
+    }
+
+
+def render(record: dict[str, Any]) -> str:
+    lines = ["| side | sentences/s | ms/step | MFU | dev F1 |", "|---|---:|---:|---:|---:|"]
+    for name, s in record["sides"].items():
+        mfu, f1 = s["model_flop_utilisation"], s["dev_f1"]
+        lines.append(f"| {name} | {s['sentences_per_s']} | {s['ms_per_step']} | {mfu} | {f1} |")
+    lines += [
+        f"{name}: {t['ratio']} (target {t['target']}, {'met' if t['met'] else 'not met'})"
+        for name, t in record["targets"].items()
+    ]
+    return render_table(record) + "\n" + "\n".join(lines)
+
+
+def run(
+    options: Options, tiny: bool | None = None, epochs: int | None = None, data: Path | None = None
+) -> dict[str, Any]:
+    """The whole comparison; ``bench.run`` calls it with harness ``Options`` (tiny on CPU)."""
+    import torch
+    from transformers import XLMRobertaForTokenClassification
+
+    started = time.perf_counter()
+    device = torch.device(options.device)
+    tiny = device.type != "cuda" if tiny is None else tiny
+    plan = plan_for(options.quick, epochs)
+    corpus, source = find_corpus(data, options.data_root)
+    inputs = load_data(corpus, source, plan.train_sentences, plan.dev_sentences)
+    torch.manual_seed(plan.seed)
+    template = XLMRobertaForTokenClassification(xlmr_config(tiny, len(inputs.tokenizer), inputs.label_map))
+    extra: dict[str, Any] = {"parameters": parameter_counts(template), "data": source, "tiny": tiny}
+    with tempfile.TemporaryDirectory(prefix="nertool-bench-gpu-") as tmp:
+        sides, model = train_sides(copier(template, device), inputs, plan, device, Path(tmp))
+    predict = compare_predict(model, inputs, plan)
+    extra["wall_s"] = round(time.perf_counter() - started, 1)
+    return build_record(sides, predict, plan, options, extra)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -358,28 +345,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.gpu_train", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tiny", action="store_true", help="a 2 x 128 model instead of XLM-R-base size")
-    parser.add_argument("--quick", action="store_true", help="a few steps only")
-    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per side")
+    parser.add_argument("--quick", action="store_true", help="256 training sentences, 2 epochs, few steps")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per training side (default 2)")
+    parser.add_argument("--data", type=Path, default=None, help="WikiANN folder (e.g. .gpudata/wikiann)")
     parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="results folder (default: bench/results, or a temp folder for --tiny)",
+        "--data-root", type=Path, default=DATA_ROOT, help="shared data folder (wikiann/ inside)"
     )
-    parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads when --device cpu (0: torch's)")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on CPU (0: torch's)")
     args = parser.parse_args(argv)
     from bench.run import quiet_libraries
 
     quiet_libraries()
-    if not args.device.startswith("cuda"):
+    if args.device == "cpu":
         set_threads(args.threads)
     # A smoke test (--tiny) must not overwrite the real GPU results kept in bench/results.
     out = args.out or (Path(tempfile.mkdtemp(prefix="nertool-gpu-smoke-")) if args.tiny else RESULTS)
     options = Options(args.quick, out, CACHE, args.data_root, args.device)
-    record = run(options, tiny=args.tiny, steps=args.steps)
-    print(render_table(record))
-    print(f"-> {write_record(record, out)}")
+    record = run(options, tiny=args.tiny, epochs=args.epochs, data=args.data)
+    print(render(record))
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"gpu_{card_name(torch.device(args.device))}.json"
+    path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"-> {path}")
     return 0
 
 
