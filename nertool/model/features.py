@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
 from nertool.labels import LabelMap
-from nertool.model.align import Feature, LabelStrategy, build_features, gc_paused, word_pieces
+from nertool.model.align import Feature, LabelStrategy, build_features, gc_paused, skipped_piece, word_pieces
 
 
 class Labelled(Protocol):
@@ -39,14 +39,18 @@ def encode(
     """Features of each sentence (one list of windows per sentence, in input order).
 
     ``sentences`` are word lists or labelled sentences; with ``labels`` each sentence's tags are
-    encoded and placed on subwords by ``strategy`` (so the sentences must carry ``tags``).
+    encoded and placed on subwords by ``strategy`` (so the sentences must carry ``tags``). The
+    strategy matters without labels too: under ``first_content`` the features remember the piece
+    a word's prediction skips, so predictions are read where training put the labels.
     """
     pieces = word_pieces(tokenizer, [_words(s) for s in sentences])
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    skip = skipped_piece(tokenizer, strategy)
     with gc_paused():
         if labels is None:
             return [
-                build_features(i, words, max_length, bos_id=bos, eos_id=eos) for i, words in enumerate(pieces)
+                build_features(i, words, max_length, bos_id=bos, eos_id=eos, skip_piece=skip)
+                for i, words in enumerate(pieces)
             ]
         tagged = cast("Sequence[Labelled]", sentences)
         return [
@@ -59,6 +63,7 @@ def encode(
                 label_ids=labels.encode(s.tags),
                 strategy=strategy,
                 inside_of=labels.inside_of,
+                skip_piece=skip,
             )
             for i, (s, words) in enumerate(zip(tagged, pieces, strict=True))
         ]

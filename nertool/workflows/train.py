@@ -18,7 +18,7 @@ from nertool.evaluate.report import seed_summary
 from nertool.evaluate.split import evaluate_split, mean_f1, metrics_document
 from nertool.files import write_json, write_text
 from nertool.labels import LabelMap
-from nertool.model.align import Feature
+from nertool.model.align import Feature, record_label_strategy
 from nertool.model.build import (
     freeze_embeddings,
     is_scratch,
@@ -72,6 +72,7 @@ def build_model(
         )
     if spec.freeze_embeddings:
         freeze_embeddings(model)
+    record_label_strategy(model, spec.label_strategy)  # saved in config.json: predictions read it
     return model, tokenizer
 
 
