@@ -84,6 +84,9 @@ class DataConfig(_Section):
     # Column names of a ``datasets`` source (hub, save_to_disk, Parquet); None: tokens / ner_tags.
     tokens_column: str | None = Field(None, min_length=1)
     tags_column: str | None = Field(None, min_length=1)
+    # Training features cached on disk and memory-mapped (nertool.model.cache): "auto"
+    # ($NERTOOL_CACHE/features, else ~/.cache/nertool/features), "off", or a folder.
+    cache_dir: str = Field("auto", min_length=1)
 
 
 class TrainConfig(_Section):
