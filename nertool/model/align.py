@@ -73,7 +73,7 @@ def word_pieces(
     backend is called when there is one (same ids, without transformers' per-sentence
     conversions), and the garbage collector is paused while millions of small lists are made.
     """
-    encode = _batch_encoder(tokenizer)
+    encode = batch_encoder(tokenizer)
     result: list[list[list[int]]] = []
     with gc_paused():
         for begin in range(0, len(sentences), chunk):
@@ -83,7 +83,7 @@ def word_pieces(
     return result
 
 
-def _batch_encoder(tokenizer: Any) -> Callable[[list[list[str]]], list[tuple[list[int], list[int | None]]]]:
+def batch_encoder(tokenizer: Any) -> Callable[[list[list[str]]], list[tuple[list[int], list[int | None]]]]:
     """(ids, word ids) per pre-split sentence, without special tokens."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None and getattr(tokenizer, "is_fast", False):

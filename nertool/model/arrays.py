@@ -126,7 +126,7 @@ class FeatureArrays(Sequence[Feature]):
         """A new container of the windows at ``indices``, in that order (copies only their rows)."""
         chosen = np.asarray(indices, dtype=np.int64)
         lengths = self.lengths()[chosen]
-        positions = _ranges(self.offsets[:-1][chosen], lengths)
+        positions = concat_ranges(self.offsets[:-1][chosen], lengths)
         return FeatureArrays(
             input_ids=np.ascontiguousarray(self.input_ids[positions]),
             word_ids=np.ascontiguousarray(self.word_ids[positions]),
@@ -179,7 +179,7 @@ def offsets_of(lengths: np.ndarray) -> np.ndarray:
     return offsets
 
 
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """``concatenate([arange(s, s + n) for s, n in zip(starts, lengths)])`` without a Python loop."""
     total = int(lengths.sum())
     if total == 0:
