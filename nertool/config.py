@@ -90,7 +90,9 @@ class ModelConfig(_Section):
     name: str = "scratch:tiny"
     revision: str | None = None
     max_length: int = Field(256, ge=8, le=MAX_POSITIONS)
-    label_strategy: Literal["first", "all"] = "first"
+    # first: a word's first subword; all: every subword (I- after the first); first_content: the
+    # first subword that is not a bare "▁" piece (not read right by pipeline(aggregation="first"))
+    label_strategy: Literal["first", "all", "first_content"] = "first"
     vocab_size: int = Field(8000, ge=100, description="scratch: tokenizer size")
     freeze_embeddings: bool = False
     trust_remote_code: bool = False
@@ -152,6 +154,9 @@ class DataConfig(_Section):
     unknown_types: Literal["error", "drop"] = "error"
     eval_sources: list[CorpusSource] | None = None
     train_sources: list[TrainSource] | None = None
+    # Training features cached on disk and memory-mapped (nertool.model.cache): "auto"
+    # ($NERTOOL_CACHE/features, else ~/.cache/nertool/features), "off", or a folder.
+    cache_dir: str = Field("auto", min_length=1)
 
     @field_validator("eval_sources", "train_sources")
     @classmethod

@@ -24,7 +24,7 @@ import tomllib
 
 from nertool.errors import ConfigError, DataError
 from nertool.labels import LabelMap
-from nertool.model.align import LabelStrategy
+from nertool.model.align import LabelStrategy, as_label_strategy, label_strategy_of
 from nertool.run_folder import RunFolder
 
 if TYPE_CHECKING:
@@ -232,7 +232,7 @@ def read_label_strategy(path: str | Path) -> LabelStrategy:
     continuation subwords carry ``I-`` labels and are scored too.
     """
     model = _read_config(path).get("model", {})
-    return "all" if isinstance(model, Mapping) and model.get("label_strategy") == "all" else "first"
+    return as_label_strategy(model.get("label_strategy") if isinstance(model, Mapping) else None)
 
 
 def read_run_recipe(path: str | Path) -> Recipe | None:
@@ -251,11 +251,14 @@ def load_trained_run(path: str | Path, *, trust_remote_code: bool = False) -> Tr
     from nertool.model.build import load_trained
 
     model, tokenizer, label_map = load_trained(path, trust_remote_code)
+    # config.json records a strategy other than ``first`` (so a bare model folder keeps it); runs
+    # saved before it did have it in config.toml only
+    recorded = label_strategy_of(model)
     return TrainedRun(
         Path(path),
         model,
         tokenizer,
         label_map,
-        label_strategy=read_label_strategy(path),
+        label_strategy=recorded if recorded != "first" else read_label_strategy(path),
         recipe=read_run_recipe(path),
     )

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,11 @@ TINY_RUN_RECIPE: dict[str, Any] = {
 def pytest_configure(config: pytest.Config) -> None:
     for name, value in THREAD_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    # The feature cache (data.cache_dir = "auto") goes to a folder of this session, never to
+    # ~/.cache; subprocesses inherit it.
+    cache = tempfile.mkdtemp(prefix="nertool-test-cache-")
+    os.environ["NERTOOL_CACHE"] = cache
+    config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
     if "torch" in sys.modules:  # imported before us (a plugin): the variable came too late
         sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 

@@ -14,6 +14,7 @@ from nertool.model.align import (
     SPECIAL,
     Feature,
     Window,
+    bare_piece_id,
     build_features,
     first_piece_positions,
     group_by_word,
@@ -238,7 +239,42 @@ def pretend_predictions(features: Sequence[Feature]) -> list[list[int]]:
     return [[-1 if label == IGNORE_INDEX else label for label in f.labels or ()] for f in features]
 
 
-@pytest.mark.parametrize("strategy", ["first", "all"])
+# ---------------------------------------------------------------- first_content: skip a bare ▁
+
+# (pieces per word, label per word, subword labels under first_content)
+FIRST_CONTENT_CASES = [
+    ([[BARE, 11], [12]], [B_PER, I_PER], [X, X, B_PER, I_PER, X]),  # ▁ + content: the content piece
+    ([[BARE]], [B_LOC], [X, B_LOC, X]),  # only a bare ▁: its first piece
+    ([[BARE, BARE, 13]], [B_LOC], [X, X, X, B_LOC, X]),
+    ([[11, BARE, 13]], [B_LOC], [X, B_LOC, X, X, X]),  # a ▁ after content changes nothing
+    ([[10], [], [BARE, 13]], [OUT, B_PER, B_LOC], [X, OUT, X, B_LOC, X]),
+]
+
+
+@pytest.mark.parametrize(("pieces", "labels", "expected"), FIRST_CONTENT_CASES)
+def test_first_content_labels_the_first_piece_that_is_not_bare(
+    pieces: list[list[int]], labels: list[int], expected: list[int]
+) -> None:
+    [feature] = build_features(
+        0, pieces, 64, bos_id=BOS, eos_id=EOS, label_ids=labels, strategy="first_content", skip_piece=BARE
+    )
+    assert list(feature.labels or ()) == expected
+    assert feature.skip_piece == BARE
+    # prediction reads the very positions that were labelled
+    positions = first_piece_positions(feature)
+    assert sorted(positions.values()) == [i for i, label in enumerate(expected) if label != X]
+
+
+def test_first_content_without_a_bare_piece_is_first() -> None:
+    pieces, labels = [[BARE, 11], [12]], [B_PER, I_PER]
+    [first] = build_features(0, pieces, 64, bos_id=BOS, eos_id=EOS, label_ids=labels)
+    [content] = build_features(
+        0, pieces, 64, bos_id=BOS, eos_id=EOS, label_ids=labels, strategy="first_content", skip_piece=None
+    )
+    assert content.labels == first.labels
+
+
+@pytest.mark.parametrize("strategy", ["first", "all", "first_content"])
 def test_labels_round_trip_through_features(strategy: Any) -> None:
     """word labels → features → a model that predicts them exactly → word labels is the identity."""
     rng = random.Random(2024)
@@ -256,6 +292,7 @@ def test_labels_round_trip_through_features(strategy: Any) -> None:
             label_ids=labels,
             strategy=strategy,
             inside_of=LABELS.inside_of,
+            skip_piece=BARE if strategy == "first_content" else None,
         )
         windowed += len(features) > 1
         cores = [word for f in features for word in range(f.core_start, f.core_end)]
@@ -331,3 +368,25 @@ def test_real_tokenizer_round_trip_with_windows(tokenizer: Any, sample_texts: li
     assert len(features) > 5
     merged = merge_word_values(len(words), features, pretend_predictions(features))
     assert merged == [label if p else None for p, label in zip(pieces, labels, strict=True)]
+
+
+def test_first_content_on_a_tokenizer_that_emits_bare_pieces(tokenizer: Any, sample_texts: list[str]) -> None:
+    """The sample-trained tokenizer opens some words with a bare ▁: those words move their label."""
+    from nertool.model.features import encode
+
+    bare = bare_piece_id(tokenizer)
+    assert bare is not None and tokenizer.convert_ids_to_tokens(bare) == "▁"
+    sentences = [[*text.split(), "\u200b"] for text in sample_texts[:60]]
+    grouped = encode(sentences, tokenizer, max_length=512, strategy="first_content")
+    moved = 0
+    for words, [feature], pieces in zip(sentences, grouped, word_pieces(tokenizer, sentences), strict=True):
+        positions = first_piece_positions(feature)
+        assert sorted(positions) == [w for w, p in enumerate(pieces) if p]  # every word with a piece
+        for word, word_pieces_ in enumerate(pieces):
+            if not word_pieces_:
+                continue
+            chosen = feature.input_ids[positions[word]]
+            content = [p for p in word_pieces_ if p != bare]
+            assert chosen == (content[0] if content else word_pieces_[0]), words[word]
+            moved += word_pieces_[0] == bare and bool(content)
+    assert moved > 0, "the sample should hold words that open with a bare ▁ piece"

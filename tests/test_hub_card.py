@@ -89,6 +89,12 @@ def test_label_strategy_all_reads_right_and_others_warn():
     assert "Warning" in " ".join(strategy_note("first_content"))
 
 
+def test_first_content_card_says_the_pipeline_does_not_read_it():
+    text = card_text(facts(label_strategy="first_content"))
+    assert '`pipeline(aggregation_strategy="first")` does not read this model correctly' in text
+    assert 'bare "▁" piece' in text
+
+
 # ------------------------------------------------------------------ written by the runs
 
 

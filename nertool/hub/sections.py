@@ -159,9 +159,18 @@ def strategy_note(strategy: str) -> list[str]:
     return [
         "",
         f'**Warning:** this model was trained with `label_strategy = "{strategy}"`, which does not label a '
-        'word on its first subword: `aggregation_strategy="first"` reads the wrong subword, and the '
-        "pipeline's entities will be wrong. Decode with the strategy the model was trained with.",
+        f"word on its first subword{_STRATEGY_DETAIL.get(strategy, '')}: "
+        '`pipeline(aggregation_strategy="first")` does not read this model correctly (it reads the wrong '
+        "subword, and the pipeline's entities will be wrong). Decode with the strategy the model was "
+        "trained with: nertool's `Tagger` reads it from `config.json` (`nertool_label_strategy`).",
     ]
+
+
+# Where a strategy puts a word's label, for the card's warning.
+_STRATEGY_DETAIL = {
+    "first_content": ' but on its first subword that is not a bare "▁" piece (the word-start marker '
+    "standing alone)",
+}
 
 
 def mlm_usage(facts: CardFacts) -> str:

@@ -5,11 +5,16 @@ over *word ids* (which word each subword position came from, as ``word_ids()`` r
 never over token strings: XLM-R emits bare ``▁`` pieces and some characters give no piece.
 
 - Forward: each word's label goes on its first subword; the other subwords get
-  ``IGNORE_INDEX`` (``first``) or the ``I-`` label of the word's type (``all``).
+  ``IGNORE_INDEX`` (``first``) or the ``I-`` label of the word's type (``all``). Under
+  ``first_content`` the label goes on the word's first piece that is not a bare ``▁`` (the
+  SentencePiece word-start marker standing alone, which carries nothing of the word), or on
+  its first piece when it has only bare ones.
 - Windows: a sentence longer than the model allows is cut into overlapping windows of whole
   words. Every word belongs to the *core* of exactly one window, where it is trained on and
   predicted; the words around the core only give context. So nothing is truncated.
-- Backward: one prediction per word, read at the word's first subword in its core window.
+- Backward: one prediction per word, read at the word's labelled subword in its core window
+  (the piece the strategy labels: a feature built under ``first_content`` remembers the piece
+  id it skips, so prediction reads the very position training labelled).
   A word with no subword at all gets ``None`` and the caller gives it ``O`` on purpose.
 """
 
@@ -19,12 +24,16 @@ import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 from nertool.labels import IGNORE_INDEX
 
 SPECIAL = -1  # word id of <s>, </s> and padding positions
-LabelStrategy = Literal["first", "all"]
+LabelStrategy = Literal["first", "all", "first_content"]
+BARE_PIECE = "\u2581"  # SentencePiece's word-start marker; XLM-R emits it alone before some words
+# The model config attribute (saved in config.json) naming the strategy a model was trained with,
+# so that every prediction path reads the piece training labelled, even from a bare model folder.
+STRATEGY_ATTRIBUTE = "nertool_label_strategy"
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,8 @@ class Feature:
     core_start: int
     core_end: int
     labels: tuple[int, ...] | None = None
+    # A piece id a word's label skips while the word has another piece (``first_content``: bare ▁).
+    skip_piece: int | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -62,7 +73,7 @@ def word_pieces(
     backend is called when there is one (same ids, without transformers' per-sentence
     conversions), and the garbage collector is paused while millions of small lists are made.
     """
-    encode = _batch_encoder(tokenizer)
+    encode = batch_encoder(tokenizer)
     result: list[list[list[int]]] = []
     with gc_paused():
         for begin in range(0, len(sentences), chunk):
@@ -72,7 +83,7 @@ def word_pieces(
     return result
 
 
-def _batch_encoder(tokenizer: Any) -> Callable[[list[list[str]]], list[tuple[list[int], list[int | None]]]]:
+def batch_encoder(tokenizer: Any) -> Callable[[list[list[str]]], list[tuple[list[int], list[int | None]]]]:
     """(ids, word ids) per pre-split sentence, without special tokens."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None and getattr(tokenizer, "is_fast", False):
@@ -164,11 +175,13 @@ def build_features(
     label_ids: Sequence[int] | None = None,
     strategy: LabelStrategy = "first",
     inside_of: Callable[[int], int] | None = None,
+    skip_piece: int | None = None,
 ) -> list[Feature]:
     """Model inputs for one sentence (one per window), with subword labels when given.
 
     A single word longer than the whole budget keeps its first ``budget`` pieces: it still
-    gets a position, so it is still trained on and predicted.
+    gets a position, so it is still trained on and predicted. ``skip_piece`` (the bare ``▁`` id
+    under ``first_content``, from ``skipped_piece``) is kept on each feature for prediction.
     """
     budget = max_length - 2
     capped = [list(p[:budget]) for p in pieces]
@@ -182,10 +195,19 @@ def build_features(
         words.append(SPECIAL)
         labels = None
         if label_ids is not None:
-            labels = tuple(subword_labels(words, label_ids, window, strategy=strategy, inside_of=inside_of))
-        features.append(
-            Feature(sentence, tuple(ids), tuple(words), window.core_start, window.core_end, labels)
-        )
+            labels = tuple(
+                subword_labels(
+                    words,
+                    label_ids,
+                    window,
+                    strategy=strategy,
+                    inside_of=inside_of,
+                    input_ids=ids,
+                    skip_piece=skip_piece,
+                )
+            )
+        core = (window.core_start, window.core_end)
+        features.append(Feature(sentence, tuple(ids), tuple(words), *core, labels, skip_piece))
     return features
 
 
@@ -196,35 +218,91 @@ def subword_labels(
     *,
     strategy: LabelStrategy = "first",
     inside_of: Callable[[int], int] | None = None,
+    input_ids: Sequence[int] | None = None,
+    skip_piece: int | None = None,
 ) -> list[int]:
-    """Label per subword position: the word's label on its first piece in the core.
+    """Label per subword position: the word's label on its labelled piece in the core.
 
-    Continuation pieces get ``IGNORE_INDEX`` (``first``) or ``inside_of(label)`` (``all``);
-    specials and context words outside the core always get ``IGNORE_INDEX``.
+    The labelled piece is the word's first (``labelled_positions``; with ``skip_piece`` and
+    ``input_ids``, its first piece that is not ``skip_piece``). The word's other pieces get
+    ``IGNORE_INDEX`` (``first``, ``first_content``) or ``inside_of(label)`` (``all``); specials
+    and context words outside the core always get ``IGNORE_INDEX``.
     """
+    ids = input_ids if input_ids is not None else [None] * len(word_ids)
+    labelled = labelled_positions(ids, word_ids, window.core_start, window.core_end, skip_piece)
+    inside = strategy == "all" and inside_of is not None
     labels = []
-    previous = SPECIAL
-    for word in word_ids:
-        in_core = window.core_start <= word < window.core_end
-        if word == SPECIAL or not in_core:
-            labels.append(IGNORE_INDEX)
-        elif word != previous:
+    for position, word in enumerate(word_ids):
+        if labelled.get(word) == position:
             labels.append(label_ids[word])
-        elif strategy == "all" and inside_of is not None:
-            labels.append(inside_of(label_ids[word]))
+        elif inside and window.core_start <= word < window.core_end:
+            labels.append(inside_of(label_ids[word]))  # type: ignore[misc]
         else:
             labels.append(IGNORE_INDEX)
-        previous = word
     return labels
 
 
+def labelled_positions(
+    input_ids: Sequence[int | None],
+    word_ids: Sequence[int],
+    core_start: int,
+    core_end: int,
+    skip_piece: int | None = None,
+) -> dict[int, int]:
+    """Core word → the position its label sits on: its first piece that is not ``skip_piece``.
+
+    A word whose pieces are all ``skip_piece`` (a word that is only a bare ``▁``) keeps its
+    first piece, so every word with a piece is still labelled and predicted.
+    """
+    first: dict[int, int] = {}
+    content: dict[int, int] = {}
+    for position, (piece, word) in enumerate(zip(input_ids, word_ids, strict=True)):
+        if not core_start <= word < core_end:
+            continue
+        first.setdefault(word, position)
+        if skip_piece is not None and piece != skip_piece:
+            content.setdefault(word, position)
+    return first if skip_piece is None else {word: content.get(word, p) for word, p in first.items()}
+
+
 def first_piece_positions(feature: Feature) -> dict[int, int]:
-    """Core word → position of its first subword in this feature."""
-    positions: dict[int, int] = {}
-    for position, word in enumerate(feature.word_ids):
-        if feature.core_start <= word < feature.core_end and word not in positions:
-            positions[word] = position
-    return positions
+    """Core word → position of its labelled subword in this feature (its first, or first content)."""
+    return labelled_positions(
+        feature.input_ids, feature.word_ids, feature.core_start, feature.core_end, feature.skip_piece
+    )
+
+
+def bare_piece_id(tokenizer: Any) -> int | None:
+    """Id of the bare ``▁`` piece in this tokenizer's vocabulary, or None when it has none.
+
+    Looked up once per encoding call; a tokenizer without such a piece maps it to its unknown
+    token, which is not a bare piece.
+    """
+    piece = tokenizer.convert_tokens_to_ids(BARE_PIECE)
+    if piece is None or piece == getattr(tokenizer, "unk_token_id", None):
+        return None
+    return int(piece)
+
+
+def skipped_piece(tokenizer: Any, strategy: LabelStrategy) -> int | None:
+    """The piece id a word's label skips under ``strategy`` (only ``first_content`` skips one)."""
+    return bare_piece_id(tokenizer) if strategy == "first_content" else None
+
+
+def label_strategy_of(model: Any) -> LabelStrategy:
+    """The strategy a model was trained with, as its config records it (``first`` when it does not)."""
+    return as_label_strategy(getattr(getattr(model, "config", None), STRATEGY_ATTRIBUTE, "first"))
+
+
+def as_label_strategy(value: Any) -> LabelStrategy:
+    """``value`` when it names a strategy, else ``first`` (what every model had before the setting)."""
+    return cast("LabelStrategy", value) if value in get_args(LabelStrategy) else "first"
+
+
+def record_label_strategy(model: Any, strategy: LabelStrategy) -> None:
+    """Write the strategy into the model's config (and so config.json); ``first`` is left implicit."""
+    if strategy != "first":
+        setattr(model.config, STRATEGY_ATTRIBUTE, strategy)
 
 
 def merge_word_values(
@@ -233,7 +311,7 @@ def merge_word_values(
     """One value per word from per-position values of a sentence's features (``None`` if no piece).
 
     ``values[i][p]`` is what the model said at position ``p`` of ``features[i]`` (a label id,
-    a probability, a loss); each word's value is read at its first piece in its core window.
+    a probability, a loss); each word's value is read at its labelled piece in its core window.
     """
     merged: list[Any] = [None] * n_words
     for feature, per_position in zip(features, values, strict=True):

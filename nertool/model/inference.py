@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from nertool.model.align import Feature, merge_word_values
+from nertool.model.align import Feature, label_strategy_of, merge_word_values
 from nertool.model.batching import collate, token_budget_batches
 from nertool.model.features import encode, flatten
 
@@ -111,11 +111,16 @@ def predict_sentences(
     max_tokens: int = 8192,
     max_batch: int = 256,
 ) -> list[WordPrediction]:
-    """Word predictions for every sentence, sharded over processes when ``accelerator`` has several."""
+    """Word predictions for every sentence, sharded over processes when ``accelerator`` has several.
+
+    Each word is read at the piece the model was trained to label (``label_strategy_of``).
+    """
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     mine = list(range(rank, len(sentences), world))
     max_length = model_max_length(model, tokenizer)
-    grouped = encode([sentences[i] for i in mine], tokenizer, max_length=max_length)
+    grouped = encode(
+        [sentences[i] for i in mine], tokenizer, max_length=max_length, strategy=label_strategy_of(model)
+    )
     local = predict_features(
         model,
         grouped,

@@ -19,6 +19,7 @@ import torch
 
 from nertool.files import refuse_inputs_as_output
 from nertool.labels import LabelMap
+from nertool.model.align import label_strategy_of
 from nertool.model.build import load_trained
 from nertool.model.features import encode
 from nertool.model.inference import model_max_length, predict_features, tags_of
@@ -84,7 +85,12 @@ class Tagger:
     def tag_units(self, units: Sequence[Unit]) -> list[TaggedUnit]:
         """Tag a batch of units (already split into words); same order out as in."""
         words = [u.words for u in units]
-        grouped = encode(words, self.tokenizer, max_length=model_max_length(self.model, self.tokenizer))
+        grouped = encode(
+            words,
+            self.tokenizer,
+            max_length=model_max_length(self.model, self.tokenizer),
+            strategy=label_strategy_of(self.model),  # read each word where training labelled it
+        )
         predictions = predict_features(
             self.model,
             grouped,

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from nertool.errors import NertoolError, TrainingError
+from nertool.model.arrays import lengths_of
 from nertool.model.batching import FeatureCollator, length_grouped_batches
 from nertool.train.reporters import JsonlLogReporter, Reporter, SilentReporter, trim_log
 from nertool.train.runtime import (
@@ -140,7 +141,7 @@ class Loop:
         set_seed(settings.seed)  # the training RNG (dropout): a run's only seeding inside the loop
         self.settings = settings
         self.features = features
-        self.lengths = lengths if lengths is not None else [len(f) for f in features]
+        self.lengths = lengths if lengths is not None else lengths_of(features)
         self.collator = collator or FeatureCollator(pad_id=model.config.pad_token_id or 0)
         self.checkpoint_dir = checkpoint_dir
         self.hooks = hooks or LoopHooks()
@@ -182,7 +183,7 @@ class Loop:
         # so a resumed epoch sees exactly the dropout masks of an uninterrupted one.
         generator = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch)
         loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
-            self.features,  # type: ignore[arg-type]  # a list is a map-style dataset
+            self.features,  # type: ignore[arg-type]  # a list (or FeatureArrays) is a map-style dataset
             batch_sampler=batches[skip * world :],
             collate_fn=self.collator,
             generator=generator,

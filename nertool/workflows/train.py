@@ -18,7 +18,8 @@ from nertool.evaluate.report import seed_summary
 from nertool.evaluate.split import evaluate_split, mean_f1, metrics_document
 from nertool.files import write_json, write_text
 from nertool.labels import LabelMap
-from nertool.model.align import Feature
+from nertool.model.align import LabelStrategy, record_label_strategy
+from nertool.model.arrays import FeatureArrays
 from nertool.model.build import (
     freeze_embeddings,
     is_scratch,
@@ -27,6 +28,7 @@ from nertool.model.build import (
     scratch_size,
     token_classifier,
 )
+from nertool.model.cache import cache_root, cached_features, feature_key
 from nertool.model.features import encode, flatten
 from nertool.model.inference import model_max_length
 from nertool.train.loop import BestFn, Loop, LoopHooks, ScoreFn
@@ -72,15 +74,36 @@ def build_model(
         )
     if spec.freeze_embeddings:
         freeze_embeddings(model)
+    record_label_strategy(model, spec.label_strategy)  # saved in config.json: predictions read it
     return model, tokenizer
 
 
 def encode_training(
-    tokenizer: Any, sentences: Sequence[Sentence], label_map: LabelMap, *, max_length: int, strategy: str
-) -> list[Feature]:
-    """Labelled features (windows) of every training sentence, in one flat list."""
-    grouped = encode(sentences, tokenizer, max_length=max_length, labels=label_map, strategy=strategy)  # type: ignore[arg-type]
-    return flatten(grouped)
+    tokenizer: Any,
+    sentences: Sequence[Sentence],
+    label_map: LabelMap,
+    *,
+    max_length: int,
+    strategy: LabelStrategy,
+    cache_dir: str = "off",
+) -> FeatureArrays:
+    """Labelled features (windows) of every training sentence, as flat arrays, through the cache.
+
+    ``cache_dir`` is ``data.cache_dir``: with the cache on, features of the same tokenizer, data and
+    alignment settings are read back (memory-mapped) instead of tokenised again.
+    """
+
+    def build() -> FeatureArrays:
+        grouped = encode(sentences, tokenizer, max_length=max_length, labels=label_map, strategy=strategy)
+        return FeatureArrays.from_features(flatten(grouped))
+
+    root = cache_root(cache_dir)
+    if root is None:
+        return build()
+    key = feature_key(
+        tokenizer, sentences, max_length=max_length, label_names=label_map.names, strategy=strategy
+    )
+    return cached_features(root, key, build)
 
 
 # ------------------------------------------------------------------ train
@@ -167,7 +190,8 @@ def train_run(
     model, tokenizer = _run_model(
         recipe, data, run_dir, resume=resume, accelerator=accelerator, seed=settings.seed
     )
-    features = _run_features(recipe, data, model, tokenizer)
+    with accelerator.main_process_first():  # one process tokenises; the others read its cache entry
+        features = _run_features(recipe, data, model, tokenizer)
     hooks = LoopHooks(
         score=_dev_scorer(data, tokenizer, recipe, accelerator, track_test) if data.dev else None,
         on_best=_best_saver(tokenizer, run_dir, accelerator, max_length=recipe.model.max_length),
@@ -223,7 +247,7 @@ def _run_model(
     return build_model(recipe, data.label_map, data.train, tokenizer=tokenizer)
 
 
-def _run_features(recipe: Recipe, data: TrainingData, model: Any, tokenizer: Any) -> list[Feature]:
+def _run_features(recipe: Recipe, data: TrainingData, model: Any, tokenizer: Any) -> FeatureArrays:
     """Every training sentence encoded, windows no longer than the recipe and the model allow."""
     max_length = min(recipe.model.max_length, model_max_length(model, tokenizer))
     return encode_training(
@@ -232,6 +256,7 @@ def _run_features(recipe: Recipe, data: TrainingData, model: Any, tokenizer: Any
         data.label_map,
         max_length=max_length,
         strategy=recipe.model.label_strategy,
+        cache_dir=recipe.data.cache_dir,
     )
 
 
