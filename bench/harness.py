@@ -1,8 +1,9 @@
 """What every scenario shares: options, data, machine description, timing, peak memory, records.
 
-A scenario measures a baseline and nertool back to back in one process and returns a *record*:
-a JSON-ready dict with ``scenario``, ``machine``, ``unit``, the headline ``baseline`` and
-``nertool`` values, ``ratio`` (always nertool / baseline), the ``quality`` check that shows both
+A scenario measures a baseline and nertool alternately (A B A B, ``measure_alternating``) and
+returns a *record*: a JSON-ready dict with ``scenario``, ``machine``, ``unit``, the headline
+``baseline`` and ``nertool`` medians, ``ratio`` (always nertool / baseline), ``baseline_config``
+(how the baseline was set up), ``repeats`` and ``spread``, the ``quality`` check that shows both
 did the same work, and ``rows`` (every metric measured, each with the direction that is better).
 """
 
@@ -15,9 +16,10 @@ import json
 import math
 import os
 import platform
+import statistics
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -132,6 +134,115 @@ def stopwatch() -> Iterator[Stopwatch]:
         watch.seconds = time.perf_counter() - started
 
 
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Median and spread of repeated measurements: min, max and the quartiles (IQR = q3 - q1)."""
+
+    median: float
+    min: float
+    max: float
+    q1: float
+    q3: float
+    values: tuple[float, ...]
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        if not values:
+            raise ValueError("a spread needs at least one value")
+        ordered = sorted(values)
+        q1, q3 = _quartiles(ordered)
+        return cls(statistics.median(ordered), ordered[0], ordered[-1], q1, q3, tuple(values))
+
+    def as_dict(self, digits: int = 4) -> dict[str, Any]:
+        return {
+            "median": finite(self.median, digits),
+            "min": finite(self.min, digits),
+            "max": finite(self.max, digits),
+            "iqr": [finite(self.q1, digits), finite(self.q3, digits)],
+            "values": [finite(v, digits) for v in self.values],
+        }
+
+
+def _quartiles(ordered: Sequence[float]) -> tuple[float, float]:
+    """First and third quartiles (inclusive method: defined for any count, the extremes for two)."""
+    if len(ordered) == 1:
+        return ordered[0], ordered[0]
+    q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+    return q1, q3
+
+
+@dataclass(frozen=True)
+class Repeats:
+    """Every timed run of one side, in the order they ran, with what each returned."""
+
+    name: str
+    seconds: tuple[float, ...]
+    peak_growth_mb: tuple[float, ...]
+    results: tuple[Any, ...]
+
+    @property
+    def median_seconds(self) -> float:
+        return float(statistics.median(self.seconds))
+
+    def rates(self, work: float | Sequence[float]) -> tuple[float, ...]:
+        """Work per second of each run (``work`` per run, or one amount for all)."""
+        amounts = [work] * len(self.seconds) if isinstance(work, int | float) else list(work)
+        return tuple(a / s for a, s in zip(amounts, self.seconds, strict=True))
+
+
+def measure_alternating(
+    sides: Sequence[tuple[str, Callable[[], Any]]],
+    repeats: int,
+    device: str = "cpu",
+    clock: Clock = time.perf_counter,
+) -> dict[str, Repeats]:
+    """Run the sides in turn, A B A B ..., ``repeats`` times each; every run timed on its own.
+
+    Alternating spreads the drift of a shared machine (neighbours starting, thermal state) over all
+    sides instead of letting one side run in a quiet minute and the other in a busy one; the caller
+    reports medians with their spread (``Spread``, ``paired_ratios``). ``clock`` is injectable so
+    the order and bookkeeping can be tested without timing anything.
+    """
+    if repeats < 1 or not sides:
+        raise ValueError("need at least one side and one repeat")
+    runs: dict[str, list[tuple[float, float, Any]]] = {name: [] for name, _ in sides}
+    for _ in range(repeats):
+        for name, fn in sides:
+            with PeakMemory(device) as memory:
+                started = clock()
+                result = fn()
+                seconds = clock() - started
+            runs[name].append((seconds, memory.growth_mb, result))
+    return {
+        name: Repeats(
+            name,
+            tuple(s for s, _, _ in done),
+            tuple(m for _, m, _ in done),
+            tuple(r for _, _, r in done),
+        )
+        for name, done in runs.items()
+    }
+
+
+def paired_ratios(baseline: Sequence[float], nertool: Sequence[float]) -> tuple[float, ...]:
+    """nertool / baseline for each repeat: both ran back to back, so each pair saw the same load."""
+    return tuple(n / b if b else float("nan") for b, n in zip(baseline, nertool, strict=True))
+
+
+def headline_spread(baseline: Sequence[float], nertool: Sequence[float], unit: str) -> dict[str, Any]:
+    """The ``spread`` block of a record: each side's median/min/max/IQR and the paired ratios'."""
+    return {
+        "unit": unit,
+        "baseline": Spread.of(baseline).as_dict(),
+        "nertool": Spread.of(nertool).as_dict(),
+        "ratio": Spread.of(paired_ratios(baseline, nertool)).as_dict(),
+        "ratio_definition": "median of each side for the headline; per-repeat nertool / baseline here",
+    }
+
+
 @dataclass(frozen=True)
 class Measured:
     """The best (shortest) of several timed runs, its peak memory growth, and the last result."""
@@ -143,24 +254,28 @@ class Measured:
 
 
 def alternate(baseline: Any, nertool: Any, repeats: int, device: str = "cpu") -> tuple[Measured, Measured]:
-    """Run ``baseline()`` and ``nertool()`` alternately ``repeats`` times each; keep the best time.
-
-    Alternating spreads the noise of a shared machine over both sides; the minimum is the usual
-    robust estimate of what the code itself costs.
-    """
-    runs: dict[str, list[tuple[float, float, Any]]] = {"baseline": [], "nertool": []}
-    for _ in range(repeats):
-        for name, fn in (("baseline", baseline), ("nertool", nertool)):
-            with PeakMemory(device) as memory, stopwatch() as watch:
-                result = fn()
-            runs[name].append((watch.seconds, memory.growth_mb, result))
-            del result
+    """``measure_alternating`` for two sides, summarised by the best time (kept for older scenarios)."""
+    runs = measure_alternating((("baseline", baseline), ("nertool", nertool)), repeats, device)
     return _best(runs["baseline"]), _best(runs["nertool"])
 
 
-def _best(runs: list[tuple[float, float, Any]]) -> Measured:
-    times = tuple(round(seconds, 4) for seconds, _, _ in runs)
-    return Measured(min(times), times, max(growth for _, growth, _ in runs), runs[-1][2])
+def _best(runs: Repeats) -> Measured:
+    times = tuple(round(seconds, 4) for seconds in runs.seconds)
+    return Measured(min(times), times, max(runs.peak_growth_mb), runs.results[-1])
+
+
+def child_env(threads: int | None = None) -> dict[str, str]:
+    """Environment for a benchmark subprocess: this checkout first, threads pinned as in this process."""
+    import torch
+
+    count = str(threads or torch.get_num_threads())
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+        "OMP_NUM_THREADS": count,
+        "MKL_NUM_THREADS": count,
+        "TOKENIZERS_PARALLELISM": "false",
+    }
 
 
 def rss_mb() -> float:
@@ -262,8 +377,17 @@ def make_record(
     quality: dict[str, Any],
     settings: dict[str, Any],
     names: tuple[str, str],
+    *,
+    baseline_config: dict[str, Any] | None = None,
+    repeats: int | None = None,
+    spread: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON record of a scenario; the first row is the headline."""
+    """The JSON record of a scenario; the first row is the headline.
+
+    ``baseline_config`` says how the baseline was set up (a ratio against a slowed-down baseline
+    means nothing), ``repeats`` how often each side ran (alternating), ``spread`` the headline's
+    median/min/max/IQR per side and of the per-repeat ratios (``headline_spread``).
+    """
     head = rows[0]
     return {
         "scenario": scenario,
@@ -278,6 +402,9 @@ def make_record(
         "better": head.better,
         "baseline_name": names[0],
         "nertool_name": names[1],
+        "baseline_config": baseline_config,
+        "repeats": repeats,
+        "spread": spread,
         "quality": quality,
         "rows": [row.as_dict() for row in rows],
         "settings": settings,
@@ -313,5 +440,14 @@ def render_table(record: dict[str, Any]) -> str:
             f"| {row['metric']} | {row['unit']} | {_number(row['baseline'])} | {_number(row['nertool'])} "
             f"| {_number(row['ratio'])} | {row['better']} |"
         )
+    spread = record.get("spread")
+    if spread:
+        ratio = spread["ratio"]
+        lines.append(
+            f"repeats: {record.get('repeats')} per side, alternating; headline ratio per repeat "
+            f"{_number(ratio['min'])}-{_number(ratio['max'])} (median {_number(ratio['median'])})"
+        )
+    if record.get("baseline_config"):
+        lines.append(f"baseline_config: {json.dumps(record['baseline_config'], ensure_ascii=False)}")
     lines.append(f"quality: {json.dumps(record['quality'], ensure_ascii=False)}")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
-"""The benchmark harness: every quick scenario writes a complete record with numeric ratios.
+"""The benchmark harness: its alternation and statistics, and every quick scenario's record.
 
-Runs ``python -m bench.run --quick`` in a subprocess (the GPU script's smoke run is
+The harness tests use fake sides and a fake clock (nothing is timed). The slow tests run
+``python -m bench.run --quick`` in a subprocess (the GPU script's smoke run is
 ``tests/test_gpu_bench.py``), against the bundled sample (``--data-root`` points at an empty folder), with a
 throw-away model cache. No timing is asserted: these numbers depend on the machine; what is
 checked is that each scenario ran both sides and recorded them in the agreed shape.
@@ -20,10 +21,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_SCENARIOS = ("training", "preprocessing", "inference", "memory")
-REQUIRED = ("scenario", "machine", "unit", "baseline", "nertool", "ratio", "quality", "rows")
+REQUIRED = (
+    "scenario", "machine", "unit", "baseline", "nertool", "ratio", "quality", "rows",
+    "baseline_config", "repeats", "spread",
+)  # fmt: skip
 MACHINE_KEYS = ("cpu", "cores", "torch", "transformers", "device")
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 
 
 def run_module(args: list[str], cwd: Path) -> None:
@@ -54,6 +58,7 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+@slow
 @pytest.mark.parametrize("scenario", CPU_SCENARIOS)
 def test_record_has_required_keys_and_numeric_ratio(results: Path, scenario: str) -> None:
     record = load(results, scenario)
@@ -65,6 +70,7 @@ def test_record_has_required_keys_and_numeric_ratio(results: Path, scenario: str
     assert record["baseline"] > 0 and record["nertool"] > 0
 
 
+@slow
 @pytest.mark.parametrize("scenario", CPU_SCENARIOS)
 def test_every_row_names_its_direction(results: Path, scenario: str) -> None:
     for row in load(results, scenario)["rows"]:
@@ -72,12 +78,14 @@ def test_every_row_names_its_direction(results: Path, scenario: str) -> None:
         assert set(row) >= {"metric", "unit", "baseline", "nertool", "ratio"}
 
 
+@slow
 def test_preprocessing_labels_agree_on_every_single_window_sentence(results: Path) -> None:
     quality = load(results, "preprocessing")["quality"]
     assert quality["compared_single_window"] > 0
     assert quality["identical_ids_and_labels"] == quality["compared_single_window"]
 
 
+@slow
 def test_training_starts_both_sides_from_the_same_weights_and_steps(results: Path) -> None:
     record = load(results, "training")
     quality = record["quality"]
@@ -86,6 +94,7 @@ def test_training_starts_both_sides_from_the_same_weights_and_steps(results: Pat
     assert set(quality["dev_f1"]) == {"baseline", "nertool"}
 
 
+@slow
 def test_inference_reports_tag_agreement_and_the_quantized_variant(results: Path) -> None:
     quality = load(results, "inference")["quality"]
     comparison = quality["pipeline_vs_nertool"]
@@ -94,12 +103,14 @@ def test_inference_reports_tag_agreement_and_the_quantized_variant(results: Path
     assert set(quality["test_f1"]) == {"baseline", "nertool", "quantized"}
 
 
+@slow
 def test_memory_compares_a_large_file_with_a_small_one(results: Path) -> None:
     record = load(results, "memory")
     assert record["settings"]["large_mb"] > record["settings"]["small_mb"]
     assert record["quality"]["lines"]["large"] > record["quality"]["lines"]["small"]
 
 
+@slow
 def test_pretrain_transfer_records_both_encoders_at_every_learning_rate(tmp_path: Path) -> None:
     """Toy sizes on the bundled sample: pre-train 3 steps, fine-tune 1 epoch at two learning rates."""
     sample = ROOT / "nertool" / "resources" / "sample"
@@ -135,3 +146,112 @@ def test_pretrain_transfer_records_both_encoders_at_every_learning_rate(tmp_path
         assert record["quality"]["chosen_learning_rate"][encoder] == best["learning_rate"]
         assert record["rows"][1][side] == pytest.approx(best["test_f1"]["de"], abs=1e-4)
     assert record["baseline_name"] == "random weights (scratch:tiny)"
+
+
+# ---------------------------------------------------------------- harness logic (fake sides, fake clock)
+
+
+class FakeClock:
+    """A clock that only moves when a fake side says how long it "took"."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fake_side(name: str, costs: list[float], clock: FakeClock, calls: list[str]) -> Any:
+    """A side that logs its call, advances the clock by its next cost and returns its run number."""
+    runs = iter(costs)
+
+    def side() -> tuple[str, int]:
+        calls.append(name)
+        clock.now += next(runs)
+        return name, calls.count(name)
+
+    return side
+
+
+def test_sides_alternate_and_each_run_is_timed_on_its_own() -> None:
+    from bench.harness import measure_alternating
+
+    clock, calls = FakeClock(), []
+    sides = [
+        ("baseline", fake_side("baseline", [4.0, 6.0, 5.0], clock, calls)),
+        ("nertool", fake_side("nertool", [2.0, 1.0, 3.0], clock, calls)),
+    ]
+    runs = measure_alternating(sides, repeats=3, clock=clock)
+    assert calls == ["baseline", "nertool"] * 3
+    assert runs["baseline"].seconds == (4.0, 6.0, 5.0)
+    assert runs["nertool"].seconds == (2.0, 1.0, 3.0)
+    assert runs["nertool"].results == (("nertool", 1), ("nertool", 2), ("nertool", 3))
+    assert runs["baseline"].median_seconds == 5.0 and runs["nertool"].median_seconds == 2.0
+
+
+def test_more_than_two_sides_keep_their_order_within_each_repeat() -> None:
+    from bench.harness import measure_alternating
+
+    clock, calls = FakeClock(), []
+    sides = [(n, fake_side(n, [1.0, 1.0], clock, calls)) for n in ("a", "b", "c")]
+    measure_alternating(sides, repeats=2, clock=clock)
+    assert calls == ["a", "b", "c", "a", "b", "c"]
+
+
+@pytest.mark.parametrize("repeats", [0, -1])
+def test_alternating_needs_a_repeat(repeats: int) -> None:
+    from bench.harness import measure_alternating
+
+    with pytest.raises(ValueError):
+        measure_alternating([("a", lambda: None)], repeats=repeats)
+
+
+def test_rates_and_spread_of_repeats() -> None:
+    from bench.harness import Repeats, Spread
+
+    runs = Repeats("nertool", (2.0, 4.0, 1.0, 5.0), (0.0,) * 4, (None,) * 4)
+    assert runs.rates(100) == (50.0, 25.0, 100.0, 20.0)
+    assert runs.rates([10, 20, 30, 40]) == (5.0, 5.0, 30.0, 8.0)
+    spread = Spread.of(runs.rates(100))
+    assert (spread.median, spread.min, spread.max) == (37.5, 20.0, 100.0)
+    assert (spread.q1, spread.q3) == (23.75, 62.5)  # inclusive quartiles of 20, 25, 50, 100
+    assert spread.values == (50.0, 25.0, 100.0, 20.0)  # run order kept
+    one = Spread.of([3.0])
+    assert (one.median, one.min, one.max, one.q1, one.q3) == (3.0,) * 5
+
+
+def test_headline_spread_pairs_each_repeat() -> None:
+    from bench.harness import headline_spread, paired_ratios
+
+    assert paired_ratios([10.0, 20.0, 40.0], [20.0, 20.0, 60.0]) == (2.0, 1.0, 1.5)
+    block = headline_spread([10.0, 20.0, 40.0], [20.0, 20.0, 60.0], "sentences/s")
+    assert block["unit"] == "sentences/s"
+    assert block["baseline"]["median"] == 20.0 and block["nertool"]["max"] == 60.0
+    assert block["ratio"] == {
+        "median": 1.5, "min": 1.0, "max": 2.0, "iqr": [1.25, 1.75], "values": [2.0, 1.0, 1.5]
+    }  # fmt: skip
+
+
+def test_record_carries_baseline_config_repeats_and_spread(tmp_path: Path) -> None:
+    from bench.harness import Options, Row, headline_spread, make_record, write_record
+
+    spread = headline_spread([10.0, 12.0, 11.0], [22.0, 20.0, 21.0], "sentences/s")
+    rows = [Row("throughput", "sentences/s", 11.0, 21.0), Row("wall time", "s", 3.0, 1.5, "lower")]
+    record = make_record(
+        "fake",
+        Options(quick=True),
+        rows,
+        {"check": True},
+        {"size": 1},
+        ("base", "ours"),
+        baseline_config={"train_sampling_strategy": "group_by_length"},
+        repeats=3,
+        spread=spread,
+    )
+    written = json.loads(write_record(record, tmp_path).read_text(encoding="utf-8"))
+    assert all(key in written for key in REQUIRED)
+    assert written["scenario"] == "fake" and written["repeats"] == 3
+    assert written["ratio"] == pytest.approx(21.0 / 11.0, abs=1e-4)
+    assert written["baseline_config"] == {"train_sampling_strategy": "group_by_length"}
+    assert written["spread"]["ratio"]["values"] == pytest.approx([2.2, 20 / 12, 21 / 11], abs=1e-4)
+    assert [row["better"] for row in written["rows"]] == ["higher", "lower"]
