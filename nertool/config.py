@@ -180,6 +180,11 @@ class TrainConfig(_Section):
     max_grad_norm: float = Field(1.0, gt=0, allow_inf_nan=True)  # inf: no clipping; nan fails gt
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     group_by_length: bool = True
+    # Batches cut by padded subword positions instead of sentences (None: ``batch_size`` sentences);
+    # the learning rate then follows the square-root rule (README, "The training loop").
+    max_tokens_per_batch: int | None = Field(None, ge=16)
+    pad_to_multiple_of: int | None = Field(None, ge=1)  # batch widths; None: 16 on a GPU, 1 on a CPU
+    cuda_graphs: bool = False  # capture each step in a CUDA graph (GPU only; a CPU warns and runs eager)
     select_on: Literal["source_dev", "all_dev", "last"] = "source_dev"
     early_stopping_patience: int | None = Field(None, ge=1)
     evals_per_epoch: int = Field(1, ge=1)
@@ -265,6 +270,17 @@ class Recipe(_Section):
     train: TrainConfig = TrainConfig()
     transfer: TransferConfig = TransferConfig()
     pretrain: PretrainConfig = PretrainConfig()
+
+    @model_validator(mode="after")
+    def _budget_holds_a_window(self) -> Recipe:
+        """A token budget below the longest window would give batches over the budget."""
+        budget = self.train.max_tokens_per_batch
+        if budget is not None and budget < self.model.max_length:
+            raise ValueError(
+                f"train.max_tokens_per_batch ({budget}) is below model.max_length ({self.model.max_length});"
+                " raise it so that the longest window fits in one batch"
+            )
+        return self
 
     @property
     def eval_languages(self) -> list[str]:
@@ -354,6 +370,8 @@ def _format_validation(error: ValidationError, origin: str) -> str:
     if first["type"] == "extra_forbidden":
         return f"{origin}: unknown key {key!r}; check the spelling (see recipes/ for every key)"
     message = str(first["msg"]).removeprefix("Value error, ")
+    if not key:  # a rule across sections (``Recipe`` validators) names its keys itself
+        return f"{origin}: {message}"
     return f"{origin}: {key}: {message} (got {first.get('input')!r})"
 
 

@@ -60,6 +60,7 @@ def train(
     resume: opt.Resume = False,
     overwrite: opt.Overwrite = False,
     as_json: opt.JsonOutput = False,
+    threads: opt.Threads = None,
 ) -> None:
     """Fine-tune a token-classification model from a recipe and score it on test and validation.
 
@@ -71,6 +72,7 @@ def train(
     from nertool.config import load_recipe
     from nertool.workflows import jobs
 
+    opt.use_threads(threads)
     with boundary.errors():
         config = load_recipe(recipe, overrides or [])
         run_dir = opt.default_out(recipe, output)
@@ -102,6 +104,7 @@ def evaluate(
     errors: opt.Errors = True,
     report: opt.Report = True,
     as_json: opt.JsonOutput = False,
+    threads: opt.Threads = None,
 ) -> None:
     """Score a trained model per language and split (seqeval, strict IOB2 by default) and explain it.
 
@@ -113,6 +116,7 @@ def evaluate(
     from nertool.cli import render
     from nertool.workflows import evaluate as evaluation
 
+    opt.use_threads(threads)
     with boundary.errors():
         with render.evaluation_progress() as progress:  # the bar is gone before the table prints
             result = evaluation.evaluate_model(
@@ -167,6 +171,7 @@ def data_inspect(
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path("runs/demo"),
     as_json: opt.JsonOutput = False,
+    threads: opt.Threads = None,
 ) -> None:
     """Train scratch:tiny on the bundled German sample and score de/fr/it/en (offline, ~1 minute).
 
@@ -176,6 +181,7 @@ def demo(
     from nertool.cli import render
     from nertool.workflows import jobs
 
+    opt.use_threads(threads)
     with boundary.errors():
         result = jobs.demo_job(output, reporter=render.progress_reporter(True))
         if as_json:
@@ -200,6 +206,7 @@ def predict(
     max_tokens: opt.MaxTokens = 8192,
     device: opt.Device = None,
     quantize: Annotated[bool, typer.Option(help="Dynamic int8 on CPU: ~2x faster, small F1 cost.")] = False,
+    threads: opt.Threads = None,
 ) -> None:
     """Tag text, CoNLL or JSONL files with a trained model.
 
@@ -210,6 +217,7 @@ def predict(
     from nertool.cli import render
     from nertool.workflows import predict as prediction
 
+    opt.use_threads(threads)
     with boundary.errors():
         to_file = not opt.is_stdout(output)
         summary = prediction.predict_files(
@@ -274,6 +282,7 @@ def transfer(
     keep_checkpoints: Annotated[bool, typer.Option(help="Keep each finished run's checkpoint/.")] = False,
     overwrite: opt.Overwrite = False,
     as_json: opt.JsonOutput = False,
+    threads: opt.Threads = None,
 ) -> None:
     """Cross-lingual transfer: a model per training-language set, test F1 per language, sample-size curve.
 
@@ -285,6 +294,7 @@ def transfer(
     from nertool.config import load_recipe
     from nertool.workflows import jobs
 
+    opt.use_threads(threads)
     with boundary.errors():
         config = load_recipe(recipe, overrides or [])
         progress = render.transfer_progress(opt.world_is_main())
@@ -310,6 +320,7 @@ def pretrain(
     resume: opt.Resume = False,
     overwrite: opt.Overwrite = False,
     as_json: opt.JsonOutput = False,
+    threads: opt.Threads = None,
 ) -> None:
     """Masked-LM (continued) pre-training on raw text, for a train recipe's model.name to start from.
 
@@ -321,6 +332,7 @@ def pretrain(
     from nertool.config import load_recipe
     from nertool.workflows import jobs
 
+    opt.use_threads(threads)
     with boundary.errors():
         config = load_recipe(recipe, overrides or [])
         run_dir = opt.default_out(recipe, output)

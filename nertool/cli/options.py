@@ -37,9 +37,24 @@ OutDir = Annotated[
     Path | None, typer.Option("-o", "--output", help="Output folder (default: runs/<recipe name>).")
 ]
 Resume = Annotated[bool, typer.Option(help="Continue from the run folder's last checkpoint.")]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="Torch threads (default: OMP_NUM_THREADS if set, else the physical cores this process may use).",
+    ),
+]
 Overwrite = Annotated[
     bool, typer.Option(help="Start over in an output folder that holds a run: its nertool files are removed.")
 ]
+
+
+def use_threads(threads: int | None) -> None:
+    """Set torch's thread count by nertool's policy (``nertool.threads``), ``--threads`` first."""
+    from nertool.threads import set_threads
+
+    set_threads(threads)
 
 
 def split_list(value: str) -> list[str]:

@@ -41,8 +41,16 @@ def length_grouped_batches(
     return batches
 
 
-def token_budget_batches(lengths: Sequence[int], max_tokens: int, max_batch: int) -> list[list[int]]:
-    """Inference batches by length, each at most ``max_tokens`` padded positions.
+def padded_width(length: int, multiple: int = 1) -> int:
+    """``length`` rounded up to a multiple of ``multiple``: the width a batch is padded to."""
+    return -(-length // multiple) * multiple
+
+
+def token_budget_batches(
+    lengths: Sequence[int], max_tokens: int, max_batch: int, *, multiple: int = 1
+) -> list[list[int]]:
+    """Batches by length, each at most ``max_tokens`` padded positions (widths rounded up to
+    ``multiple``); a single row longer than the budget is a batch of its own.
 
     Sorting by length (longest first, so memory peaks early) means padding is nearly zero;
     callers restore input order from the indices.
@@ -51,7 +59,7 @@ def token_budget_batches(lengths: Sequence[int], max_tokens: int, max_batch: int
     batches: list[list[int]] = []
     current: list[int] = []
     for index in order:
-        width = lengths[current[0]] if current else lengths[index]
+        width = padded_width(lengths[current[0]] if current else lengths[index], multiple)
         if current and ((len(current) + 1) * width > max_tokens or len(current) >= max_batch):
             batches.append(current)
             current = []
@@ -61,9 +69,32 @@ def token_budget_batches(lengths: Sequence[int], max_tokens: int, max_batch: int
     return batches
 
 
-def collate(features: Sequence[Feature], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad a list of features to the longest one; labels only when every feature has them."""
-    width = max(len(f) for f in features)
+def token_budget_training_batches(
+    lengths: Sequence[int], max_tokens: int, seed: int, *, epoch: int, multiple: int = 1, mega: int = 4096
+) -> list[list[int]]:
+    """Shuffled training batches of at most ``max_tokens`` padded positions each.
+
+    As ``length_grouped_batches`` but cut by tokens: the shuffled indices are split into
+    mega-batches of ``mega`` rows, each is cut by ``token_budget_batches`` (length-sorted, so
+    padding is nearly zero), and the batches are shuffled again. Every row is in exactly one
+    batch per epoch, and the order is a pure function of (seed, epoch).
+    """
+    rng = random.Random(seed * 100_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches: list[list[int]] = []
+    for start in range(0, len(order), mega):
+        chunk = order[start : start + mega]
+        cut = token_budget_batches([lengths[i] for i in chunk], max_tokens, max_tokens, multiple=multiple)
+        batches += [[chunk[i] for i in batch] for batch in cut]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(features: Sequence[Feature], pad_id: int, *, multiple: int = 1) -> dict[str, torch.Tensor]:
+    """Pad a list of features to the longest one, rounded up to ``multiple`` (so that batch
+    shapes repeat: kernels and CUDA graphs are reused); labels only when every feature has them."""
+    width = padded_width(max(len(f) for f in features), multiple)
     input_ids = torch.full((len(features), width), pad_id, dtype=torch.long)  # (batch, seq)
     attention = torch.zeros((len(features), width), dtype=torch.long)  # (batch, seq)
     for row, feature in enumerate(features):
@@ -88,10 +119,11 @@ def word_id_tensor(features: Sequence[Feature]) -> torch.Tensor:
 
 
 class FeatureCollator:
-    """Picklable collate function for ``DataLoader`` workers."""
+    """Picklable collate function for ``DataLoader`` workers; widths rounded up to ``multiple``."""
 
-    def __init__(self, pad_id: int):
+    def __init__(self, pad_id: int, multiple: int = 1):
         self.pad_id = pad_id
+        self.multiple = multiple
 
     def __call__(self, features: Sequence[Feature]) -> dict[str, Any]:
-        return collate(features, self.pad_id)
+        return collate(features, self.pad_id, multiple=self.multiple)

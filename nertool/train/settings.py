@@ -33,7 +33,10 @@ class LoopSettings:
     max_steps: int | None = None
     max_seconds: float | None = None
     seed: int = 42
-    loader_workers: int = 0
+    loader_workers: int | None = None  # None: none on a CPU, a few on a GPU (``runtime.loader_workers``)
+    max_tokens_per_batch: int | None = None  # batches of padded positions instead of ``batch_size`` rows
+    pad_to_multiple_of: int | None = None  # batch widths rounded up to this; None: 16 on a GPU, 1 on a CPU
+    cuda_graphs: bool = False
     report_to: list[str] = field(default_factory=list)  # Accelerate ``log_with`` names (``train.report_to``)
 
 
@@ -50,6 +53,9 @@ def loop_settings(recipe: Recipe, seed: int | None = None) -> LoopSettings:
         max_grad_norm=t.max_grad_norm,
         mixed_precision=t.mixed_precision,
         group_by_length=t.group_by_length,
+        max_tokens_per_batch=t.max_tokens_per_batch,
+        pad_to_multiple_of=t.pad_to_multiple_of,
+        cuda_graphs=t.cuda_graphs,
         evals_per_epoch=t.evals_per_epoch,
         log_every=t.log_every,
         early_stopping_patience=t.early_stopping_patience,

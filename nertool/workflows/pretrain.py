@@ -15,7 +15,6 @@ replays the masks of an uninterrupted run exactly; held-out blocks get the same 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,7 +39,7 @@ from nertool.pretrain.packing import PackedBlock, pack_documents
 from nertool.pretrain.text import TextMix, TextSource, Words, mix_documents, read_text_sources
 from nertool.train.loop import Loop, LoopHooks, ScoreFn, every_n_batches
 from nertool.train.reporters import Reporter
-from nertool.train.runtime import make_accelerator
+from nertool.train.runtime import loader_workers, make_accelerator
 from nertool.train.settings import LoopSettings, loop_settings
 from nertool.workflows.runs import (
     check_push,
@@ -232,10 +231,7 @@ def collation_workers(accelerator: Any) -> int:
     small encoder's whole step on a GPU. On a CPU the workers would take cores from the model
     itself, so masking stays in the training process there.
     """
-    if accelerator.device.type == "cpu":
-        return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(0, min(4, cores // accelerator.num_processes - 1))
+    return loader_workers(accelerator.device, accelerator.num_processes)
 
 
 def pretrain_run(
