@@ -414,7 +414,7 @@ def make_record(
 
 def write_record(record: dict[str, Any], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{record['scenario']}.json"
+    path = out / f"{record['scenario'].replace(' ', '_')}.json"
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
@@ -440,8 +440,8 @@ def render_table(record: dict[str, Any]) -> str:
             f"| {row['metric']} | {row['unit']} | {_number(row['baseline'])} | {_number(row['nertool'])} "
             f"| {_number(row['ratio'])} | {row['better']} |"
         )
-    spread = record.get("spread")
-    if spread:
+    spread = record.get("spread") or {}
+    if "ratio" in spread:  # a headline_spread block (the GPU script keeps one spread per side)
         ratio = spread["ratio"]
         lines.append(
             f"repeats: {record.get('repeats')} per side, alternating; headline ratio per repeat "

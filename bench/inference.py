@@ -2,9 +2,12 @@
 
 Both tag the same WikiANN de sentences (test, then validation) with the same trained scratch run
 (``bench/runs.py``). The pipeline gets each sentence as ``" ".join(tokens)`` with
-``aggregation_strategy="first"`` and ``batch_size=32``; nertool gets the same words as units
-(``predict_io.unit_from_tokens``, the path ``nertool predict --input-format conll`` takes), so both
-see the same subwords. The ``--quantize`` variant (dynamic int8 Linear layers) is timed the same way.
+``aggregation_strategy="first"`` at its *best* batch size (each of ``PIPELINE_BATCHES`` timed on a
+probe, the fastest kept); nertool gets the same words as units (``predict_io.unit_from_tokens``,
+the path ``nertool predict --input-format conll`` takes), so both see the same subwords. The
+``--quantize`` variant (dynamic int8 Linear layers) is compared with the pipeline's model
+quantized the same way (``tagger.quantize``): int8 against int8. The four sides alternate
+(pipeline, nertool, pipeline int8, nertool int8, ...) ``REPEATS`` times; medians with the spread.
 On a slow (shared) machine the full run tags fewer than 20,000 sentences: a timed probe of the
 pipeline sizes it to ``BUDGET_S``, and the record keeps requested and measured sizes.
 
@@ -28,14 +31,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Options, PeakMemory, Row, data_source, load_split, make_record, stopwatch
+from bench.harness import (
+    Options,
+    Row,
+    data_source,
+    headline_spread,
+    load_split,
+    make_record,
+    measure_alternating,
+    stopwatch,
+)
 from bench.runs import INFERENCE_RUN, QUICK_RUN, cached_run
 
 SCENARIO = "inference"
-PIPELINE_BATCH = 32
-TARGETS = {"full_precision": 1.5, "quantized": 3.0}
-BUDGET_S = 300.0  # the three timed runs together (full mode); fewer sentences when this machine is slower
-SIDES_COST = 1.8  # pipeline + nertool + quantized + checks, in pipeline times (measured here: about 1.5)
+PIPELINE_BATCH = 32  # the first-subword check's batch size (not timed)
+PIPELINE_BATCHES = (8, 32, 64, 128)
+REPEATS = 3
+TARGETS = {"full_precision": 2.5, "quantized_vs_int8_pipeline": 1.5}
+BUDGET_S = 900.0  # every timed run together (full mode); fewer sentences when this machine is slower
+SIDES_COST = 3.0  # the four sides of one repeat, in fp32-pipeline times (nertool's sides are faster)
 PROBE = 256
 SUBWORD_CHECK = 2000
 TAG_COMPARISON = (
@@ -172,45 +186,56 @@ def test_f1(gold: Sequence[Any], predicted: Sequence[Sequence[str]]) -> float:
 # ---------------------------------------------------------------- the timed sides
 
 
-def load_pipeline(model_dir: str, warm_up: Sequence[str]) -> Any:
+def load_pipeline(model_dir: str, warm_up: Sequence[str], batch_size: int, quantized: bool = False) -> Any:
     from transformers import pipeline
+
+    from nertool.predict.tagger import quantize
 
     tagger = pipeline(
         "token-classification",
         model=model_dir,
         aggregation_strategy="first",
-        batch_size=PIPELINE_BATCH,
+        batch_size=batch_size,
         device="cpu",
     )
+    if quantized:
+        tagger.model = quantize(tagger.model)
     tagger(list(warm_up))  # first-call costs are not throughput
     return tagger
 
 
-def fit_to_budget(tagger: Any, texts: Sequence[str], wanted: int) -> tuple[int, float]:
-    """(sentences, probe s/sentence): ``wanted`` or fewer (by 1,000) so all sides fit ``BUDGET_S``."""
+def best_batch_size(model_dir: str, texts: Sequence[str]) -> tuple[int, dict[int, float]]:
+    """The pipeline's fastest batch size on a probe (s/sentence of each, for the record)."""
     probe = list(texts[:PROBE])
-    with stopwatch() as watch:
-        tagger(probe)
-    per_sentence = watch.seconds / len(probe)
-    affordable = int(BUDGET_S / (SIDES_COST * per_sentence)) // 1000 * 1000
-    return max(MIN_SENTENCES, min(wanted, affordable)), per_sentence
+    per_sentence = {}
+    for batch_size in PIPELINE_BATCHES:
+        tagger = load_pipeline(model_dir, probe[:32], batch_size)
+        with stopwatch() as watch:
+            tagger(probe)
+        per_sentence[batch_size] = round(watch.seconds / len(probe), 6)
+    return min(per_sentence, key=lambda b: per_sentence[b]), per_sentence
 
 
-def time_pipeline(tagger: Any, texts: Sequence[str]) -> tuple[float, float, list[Any]]:
-    with PeakMemory() as memory, stopwatch() as watch:
-        groups = tagger(list(texts))
-    return watch.seconds, memory.growth_mb, groups
+def fit_to_budget(per_sentence: float, wanted: int) -> int:
+    """``wanted`` sentences or fewer (by 1,000) so that every repeat of every side fits ``BUDGET_S``."""
+    affordable = int(BUDGET_S / (REPEATS * SIDES_COST * per_sentence)) // 1000 * 1000
+    return max(MIN_SENTENCES, min(wanted, affordable))
 
 
-def time_tagger(run_dir: str, sentences: Sequence[Any], quantized: bool) -> tuple[float, float, list[Any]]:
+def load_tagger(run_dir: str, sentences: Sequence[Any], quantized: bool) -> Any:
     from nertool.predict import Tagger, unit_from_tokens
 
     tagger = Tagger.load(run_dir, device="cpu", quantized=quantized)
     tagger.tag_units([unit_from_tokens(s.tokens, "warmup", i + 1) for i, s in enumerate(sentences[:64])])
-    with PeakMemory() as memory, stopwatch() as watch:
-        units = [unit_from_tokens(s.tokens, "bench", i + 1) for i, s in enumerate(sentences)]
-        tagged = tagger.tag_units(units)
-    return watch.seconds, memory.growth_mb, tagged
+    return tagger
+
+
+def tag_with(tagger: Any, sentences: Sequence[Any]) -> list[Any]:
+    """What is timed on nertool's side: units built from the words, then tagged."""
+    from nertool.predict import unit_from_tokens
+
+    units = [unit_from_tokens(s.tokens, "bench", i + 1) for i, s in enumerate(sentences)]
+    return list(tagger.tag_units(units))
 
 
 # ---------------------------------------------------------------- the scenario
@@ -251,18 +276,22 @@ def tag_quality(
     }
 
 
-def settings_of(plan: Any, options: Options, n: int, probe_s: float | None) -> dict[str, Any]:
+def settings_of(
+    plan: Any, options: Options, n: int, batch_size: int, probes: dict[int, float], repeats: int
+) -> dict[str, Any]:
     _, source_name = data_source(options)
     return {
         "run": plan.name(source_name),
         "model": plan.model,
         "sentences": n,
         "requested_sentences": sizes(options),
-        "probe_s_per_sentence": probe_s,
+        "pipeline_probe_s_per_sentence": probes,
         "budget_s": None if options.quick else BUDGET_S,
         "data": f"{source_name} de test+validation",
-        "pipeline": {"aggregation_strategy": "first", "batch_size": PIPELINE_BATCH, "device": "cpu"},
+        "pipeline": {"aggregation_strategy": "first", "batch_size": batch_size, "device": "cpu"},
         "nertool": "Tagger.load(run, device='cpu'[, quantized=True]).tag_units(unit_from_tokens(...))",
+        "repeats": repeats,
+        "order": "alternating: pipeline, nertool, pipeline int8, nertool int8, ...",
         "warm_up": "64 sentences per side before timing",
     }
 
@@ -270,37 +299,78 @@ def settings_of(plan: Any, options: Options, n: int, probe_s: float | None) -> d
 def run(options: Options) -> dict[str, Any]:
     plan = QUICK_RUN if options.quick else INFERENCE_RUN
     run_dir = cached_run(plan, options)
+    model_dir = str(run_dir / "model")
     sentences, _ = inference_sentences(options, sizes(options))
     texts = [" ".join(s.tokens) for s in sentences]
-    pipe = load_pipeline(str(run_dir / "model"), texts[:64])
-    n, probe_s = (len(texts), None) if options.quick else fit_to_budget(pipe, texts, len(texts))
+    batch_size, probes = best_batch_size(model_dir, texts)
+    n = len(texts) if options.quick else fit_to_budget(probes[batch_size], len(texts))
+    repeats = 1 if options.quick else REPEATS
     sentences, n_test = inference_sentences(options, n)
     texts = texts[:n]
-    base_s, base_mb, groups = time_pipeline(pipe, texts)
-    ours_s, ours_mb, tagged = time_tagger(str(run_dir), sentences, quantized=False)
-    q_s, q_mb, q_tagged = time_tagger(str(run_dir), sentences, quantized=True)
-
+    pipes = {q: load_pipeline(model_dir, texts[:64], batch_size, quantized=q) for q in (False, True)}
+    taggers = {q: load_tagger(str(run_dir), sentences, quantized=q) for q in (False, True)}
+    runs = measure_alternating(
+        [
+            ("pipeline", lambda: pipes[False](list(texts))),
+            ("nertool", lambda: tag_with(taggers[False], sentences)),
+            ("pipeline_int8", lambda: pipes[True](list(texts))),
+            ("nertool_int8", lambda: tag_with(taggers[True], sentences)),
+        ],
+        repeats,
+    )
+    med = {name: r.median_seconds for name, r in runs.items()}
+    groups, tagged, q_tagged = (runs[k].results[-1] for k in ("pipeline", "nertool", "nertool_int8"))
     quality = tag_quality(run_dir, sentences, n_test, groups, tagged, q_tagged)
-    ratio, q_ratio = base_s / ours_s, base_s / q_s
+    ratio, q_ratio = med["pipeline"] / med["nertool"], med["pipeline_int8"] / med["nertool_int8"]
     quality.update(
-        quantized_ratio_vs_pipeline=q_ratio,
         targets=TARGETS,
         meets_targets={
             "full_precision": ratio >= TARGETS["full_precision"],
-            "quantized": q_ratio >= TARGETS["quantized"],
+            "quantized_vs_int8_pipeline": q_ratio >= TARGETS["quantized_vs_int8_pipeline"],
         },
     )
+    peak = {name: max(r.peak_growth_mb) for name, r in runs.items()}
     rows = [
-        Row("throughput", "sentences/s", n / base_s, n / ours_s),
-        Row("throughput, --quantize (int8)", "sentences/s", n / base_s, n / q_s),
-        Row("wall time", "s", base_s, ours_s, "lower"),
-        Row("wall time, --quantize", "s", base_s, q_s, "lower"),
-        Row("peak RSS growth", "MiB", base_mb, ours_mb, "lower"),
-        Row("peak RSS growth, --quantize", "MiB", base_mb, q_mb, "lower"),
+        Row("throughput (median)", "sentences/s", n / med["pipeline"], n / med["nertool"]),
+        Row(
+            "throughput int8 vs int8 pipeline (median)",
+            "sentences/s",
+            n / med["pipeline_int8"],
+            n / med["nertool_int8"],
+        ),
+        Row(
+            "throughput int8 vs fp32 pipeline (median)",
+            "sentences/s",
+            n / med["pipeline"],
+            n / med["nertool_int8"],
+        ),
+        Row("wall time (median)", "s", med["pipeline"], med["nertool"], "lower"),
+        Row("wall time int8 (median)", "s", med["pipeline_int8"], med["nertool_int8"], "lower"),
+        Row("peak RSS growth (max)", "MiB", peak["pipeline"], peak["nertool"], "lower"),
+        Row("peak RSS growth int8 (max)", "MiB", peak["pipeline_int8"], peak["nertool_int8"], "lower"),
     ]
-    settings = settings_of(plan, options, n, probe_s)
     names = (
-        "transformers.pipeline('token-classification', aggregation_strategy='first', batch_size=32)",
+        f"transformers.pipeline('token-classification', aggregation_strategy='first', "
+        f"batch_size={batch_size})",
         "nertool.predict.tagger.Tagger (length-sorted token-budget batches)",
     )
-    return make_record(SCENARIO, options, rows, quality, settings, names)
+    base_rates, our_rates = runs["pipeline"].rates(n), runs["nertool"].rates(n)
+    spread = headline_spread(base_rates, our_rates, "sentences/s")
+    spread["int8"] = headline_spread(
+        runs["pipeline_int8"].rates(n), runs["nertool_int8"].rates(n), "sentences/s"
+    )
+    return make_record(
+        SCENARIO,
+        options,
+        rows,
+        quality,
+        settings_of(plan, options, n, batch_size, probes, repeats),
+        names,
+        baseline_config={
+            "batch_size": f"{batch_size} (fastest of {list(PIPELINE_BATCHES)} on a {PROBE}-sentence probe)",
+            "aggregation_strategy": "first",
+            "int8": "the pipeline's model through nertool.predict.tagger.quantize (dynamic int8 Linear)",
+        },
+        repeats=repeats,
+        spread=spread,
+    )

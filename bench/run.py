@@ -18,8 +18,8 @@ from pathlib import Path
 
 from bench.harness import CACHE, DATA_ROOT, RESULTS, Options, render_table, set_threads, write_record
 
-SCENARIOS = ("training", "preprocessing", "inference", "memory", "gpu_train")
-CPU_SCENARIOS = SCENARIOS[:4]
+SCENARIOS = ("training", "preprocessing", "inference", "memory", "training_memory", "gpu_train")
+CPU_SCENARIOS = SCENARIOS[:5]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CPU_SCENARIOS = ("training", "preprocessing", "inference", "memory")
+CPU_SCENARIOS = ("training", "preprocessing", "inference", "memory", "training_memory")
 REQUIRED = (
     "scenario", "machine", "unit", "baseline", "nertool", "ratio", "quality", "rows",
     "baseline_config", "repeats", "spread",
@@ -96,11 +96,32 @@ def test_training_starts_both_sides_from_the_same_weights_and_steps(results: Pat
 
 @slow
 def test_inference_reports_tag_agreement_and_the_quantized_variant(results: Path) -> None:
-    quality = load(results, "inference")["quality"]
+    record = load(results, "inference")
+    quality = record["quality"]
     comparison = quality["pipeline_vs_nertool"]
     assert comparison["words"] > 0 and 0.0 <= comparison["word_disagreement"] <= 1.0
-    assert is_number(quality["quantized_ratio_vs_pipeline"])
     assert set(quality["test_f1"]) == {"baseline", "nertool", "quantized"}
+    int8 = next(row for row in record["rows"] if row["metric"].startswith("throughput int8 vs int8"))
+    assert is_number(int8["ratio"]) and record["spread"]["int8"]["ratio"]["values"]
+    assert "fastest of" in record["baseline_config"]["batch_size"]
+
+
+@slow
+def test_training_memory_reports_gb_per_million_sentences_of_identical_windows(results: Path) -> None:
+    record = load(results, "training_memory")
+    assert "training memory" in record["scenario"]
+    assert record["gb_per_million_sentences"] > 0
+    assert (
+        record["quality"]["same_windows"] and record["quality"]["windows"] >= record["settings"]["sentences"]
+    )
+
+
+@slow
+def test_training_baseline_is_the_grouped_fused_trainer(results: Path) -> None:
+    record = load(results, "training")
+    assert record["baseline_config"]["train_sampling_strategy"] == "group_by_length"
+    assert "fused" in record["baseline_config"]["optim"]
+    assert record["spread"]["ratio"]["values"]
 
 
 @slow

@@ -222,3 +222,15 @@ def test_a_training_run_caches_its_features_under_nertool_cache(tiny_run: Path, 
     entry = read_entry(root / name)
     assert entry is not None
     assert list(entry) == flatten(encode(sentences, tokenizer, max_length=max_length, labels=labels))
+
+
+def test_compact_narrows_word_ids_and_labels_only_where_they_fit() -> None:
+    features = random_features(5)
+    arrays = FeatureArrays.from_features(features)
+    small = arrays.compact()
+    assert small.word_ids.dtype == np.int16 and small.labels is not None and small.labels.dtype == np.int16
+    assert small.input_ids.dtype == np.int32  # token ids need 32 bits
+    assert list(small) == features and small.nbytes() < arrays.nbytes()
+    # a sentence with more words than int16 holds keeps its word ids wide
+    wide = FeatureArrays.from_features(build_features(0, [[7]] * 40_000, 50_000, bos_id=0, eos_id=2))
+    assert wide.compact().word_ids.dtype == np.int32 and list(wide.compact()) == list(wide)

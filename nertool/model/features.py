@@ -76,7 +76,7 @@ def encode_arrays(
     for begin in range(0, len(sentences), CHUNK_SENTENCES):
         chunk = slice(begin, begin + CHUNK_SENTENCES)
         parts.append(encoder.chunk(words[chunk], sentences[chunk], begin, exact=exact))
-    return FeatureArrays.concatenate(parts) if len(parts) != 1 else parts[0]
+    return (FeatureArrays.concatenate(parts) if len(parts) != 1 else parts[0]).compact()
 
 
 class _ChunkEncoder:

@@ -29,7 +29,7 @@ from nertool.model.build import (
     token_classifier,
 )
 from nertool.model.cache import cache_root, cached_features, feature_key
-from nertool.model.features import encode, flatten
+from nertool.model.features import encode_arrays
 from nertool.model.inference import model_max_length
 from nertool.train.loop import BestFn, Loop, LoopHooks, ScoreFn
 from nertool.train.reporters import Reporter
@@ -94,8 +94,7 @@ def encode_training(
     """
 
     def build() -> FeatureArrays:
-        grouped = encode(sentences, tokenizer, max_length=max_length, labels=label_map, strategy=strategy)
-        return FeatureArrays.from_features(flatten(grouped))
+        return encode_arrays(sentences, tokenizer, max_length=max_length, labels=label_map, strategy=strategy)
 
     root = cache_root(cache_dir)
     if root is None:
