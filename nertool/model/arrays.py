@@ -1,12 +1,11 @@
-"""Features as flat arrays: every window of a corpus in a few contiguous int32 numpy arrays.
+"""Features as flat arrays: every window of a corpus in a few contiguous integer numpy arrays.
 
 A ``Feature`` is a handful of Python tuples, about 1.6 KB per training sentence; a million
 sentences then cost gigabytes in every process. ``FeatureArrays`` holds the same windows as
 one array per field (token ids, word ids, labels: one entry per subword position, all windows
 end to end) plus per-window offsets, about 8 bytes per position (``compact``). It is a
-``Sequence[Feature]``
-(indexing builds the ``Feature`` a collator expects), so the training loop and every function
-that takes a list of features take it too. Arrays can be memory-mapped from the feature cache
+``Sequence[Feature]`` (indexing builds the ``Feature`` a collator expects), so the training loop
+and every function that takes a list of features take it too. Arrays can be memory-mapped from the feature cache
 (``model.cache``), and ``shard`` gives a process its own rows only.
 """
 
