@@ -2,7 +2,7 @@
 
 The CLI builds its choices and option checks from these (it imports nothing below ``workflows``):
 input formats, splits (and the file names the readers take for them), prediction formats and
-text modes, devices, and the rule for language codes.
+text modes, devices, backends and export formats, and the rule for language codes.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from nertool.data.readers import FileFormat
 from nertool.data.sources import SPLIT_ALIASES, SPLITS
 from nertool.langcode import LANGUAGE_RULE, is_language_code
+from nertool.model.onnx_backend import Backend, ExportFormat
 from nertool.predict.readers import InputFormat, TextMode
 from nertool.predict.writers import OutputFormat
 
@@ -22,6 +23,8 @@ __all__ = [
     "LANGUAGE_RULE",
     "SPLITS",
     "SPLIT_NAMES",
+    "Backend",
+    "ExportFormat",
     "FileFormat",
     "InputFormat",
     "OutputFormat",
