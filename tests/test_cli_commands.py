@@ -176,7 +176,7 @@ def test_predict(monkeypatch, tmp_path):
         [
             "predict", "runs/x", "a.txt", "b.txt", "-o", out, "--input-format", "text",
             "--output-format", "conll", "--doc-per-file", "--encoding", "latin-1", "--batch-size", "8",
-            "--max-tokens", "512", "--device", "cpu", "--quantize",
+            "--max-tokens", "512", "--device", "cpu", "--quantize", "--backend", "onnx",
         ]
     )  # fmt: skip
     args, kwargs = stub.call
@@ -185,6 +185,7 @@ def test_predict(monkeypatch, tmp_path):
     assert kwargs == {
         "device": "cpu",
         "quantize": True,
+        "backend": "onnx",
         "max_tokens": 512,
         "batch_size": 8,
         "input_format": "text",
@@ -192,6 +193,20 @@ def test_predict(monkeypatch, tmp_path):
         "text_mode": "file",
         "encoding": "latin-1",
     }
+
+
+def test_export(monkeypatch, tmp_path):
+    result = SimpleNamespace(
+        quantized=True,
+        output=str(tmp_path / "o"),
+        max_abs_logit_diff=1e-5,
+        check_sentences=6,
+        int8_tag_agreement=0.99,
+    )
+    stub = Stub(result)
+    monkeypatch.setattr("nertool.workflows.export.export_model", stub)
+    invoke(["export", "runs/x", "--format", "onnx", "-o", str(tmp_path / "o"), "--quantize", "--overwrite"])
+    assert stub.call == (("runs/x", tmp_path / "o"), {"format": "onnx", "quantize": True, "overwrite": True})
 
 
 def test_data_inspect(monkeypatch):

@@ -202,11 +202,15 @@ def predict(
     text_mode: opt.TextModeOption = "line",
     doc_per_file: Annotated[bool, typer.Option(help="Shortcut for --text-mode file.")] = False,
     encoding: opt.Encoding = "utf-8",
-    batch_size: Annotated[int, typer.Option(help="Most sentences in one batch.", min=1)] = 256,
-    max_tokens: opt.MaxTokens = 8192,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Most sentences in one batch (default: 256 on CPU, 1024 on CUDA).", min=1),
+    ] = None,
+    max_tokens: opt.DeviceMaxTokens = None,
     device: opt.Device = None,
     quantize: Annotated[bool, typer.Option(help="Dynamic int8 on CPU: ~2x faster, small F1 cost.")] = False,
     threads: opt.Threads = None,
+    backend: opt.BackendOption = "torch",
 ) -> None:
     """Tag text, CoNLL or JSONL files with a trained model.
 
@@ -228,6 +232,7 @@ def predict(
             quantize=quantize,
             max_tokens=max_tokens,
             batch_size=batch_size,
+            backend=backend,
             input_format=input_format,
             output_format=output_format,
             text_mode="file" if doc_per_file else text_mode,
@@ -236,6 +241,35 @@ def predict(
         )
         if to_file:
             render.console.print(f"{summary.units} units, {summary.entities} entities -> {summary.output}")
+
+
+@app.command()
+def export(
+    run: Annotated[str, typer.Argument(help="Run folder or model folder.")],
+    export_format: opt.ExportFormatOption = "onnx",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="Output folder (default: RUN/onnx, or RUN/onnx-int8 with --quantize)."
+        ),
+    ] = None,
+    quantize: Annotated[bool, typer.Option(help="Dynamic int8 quantisation of the exported graph.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier export in the output folder.")] = False,
+) -> None:
+    """Export a trained model for predict --backend onnx (ONNX Runtime on CPU).
+
+    Writes the output folder: model.onnx, the model's config and tokenizer
+    files, onnx_export.json (how it was exported; the check that its logits
+    match the torch model's). Refuses to write if they do not.
+    """
+    from nertool.cli import render
+    from nertool.workflows import export as exporting
+
+    with boundary.errors():
+        result = exporting.export_model(
+            run, output, format=export_format, quantize=quantize, overwrite=overwrite
+        )
+        render.print_export(result)
 
 
 @app.command()

@@ -21,6 +21,8 @@ from nertool.workflows.choices import (
     LANGUAGE_RULE,
     SPLIT_NAMES,
     SPLITS,
+    Backend,
+    ExportFormat,
     FileFormat,
     InputFormat,
     OutputFormat,
@@ -200,6 +202,17 @@ Device = Annotated[
         help="cpu, cuda, cuda:N or mps (default: the GPU if there is one).",
         callback=check_device,
         autocompletion=complete_devices,
+    ),
+]
+BackendOption = Annotated[
+    Backend,
+    typer.Option(help="torch, onnx (ONNX Runtime on CPU, after nertool export) or auto (onnx if exported)."),
+]
+ExportFormatOption = Annotated[ExportFormat, typer.Option("--format", help="Format to export to.")]
+DeviceMaxTokens = Annotated[
+    int | None,
+    typer.Option(
+        help="Most padded subword positions in one batch (default: 8192 on CPU, 65536 on CUDA).", min=1
     ),
 ]
 StrictTags = Annotated[bool, typer.Option(help="Refuse orphan I- tags instead of repairing them.")]

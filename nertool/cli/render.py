@@ -257,3 +257,12 @@ def print_pretrain(run_dir: Path, history: Sequence[Mapping[str, Any]]) -> None:
     rows = [{"step": r["step"], **r["eval"]} for r in history]
     print_table(f"{run_dir} — held-out masked-LM loss", rows)
     typer.echo(f"model: {RunFolder(run_dir).model} (use it as model.name in a train recipe)")
+
+
+def print_export(result: Any) -> None:
+    """Where the export went and how closely it matches the torch model (an ``ExportResult``)."""
+    kind = "int8 ONNX" if result.quantized else "ONNX"
+    check = f"logits within {result.max_abs_logit_diff:.1g} of torch on {result.check_sentences} sentences"
+    if result.int8_tag_agreement is not None:
+        check += f"; int8 tags agree at {result.int8_tag_agreement:.1%} of positions"
+    console.print(f"{kind} model -> {result.output} ({check})", markup=False, highlight=False)

@@ -5,8 +5,8 @@ sentences then cost gigabytes in every process. ``FeatureArrays`` holds the same
 one array per field (token ids, word ids, labels: one entry per subword position, all windows
 end to end) plus per-window offsets, about 8 bytes per position (``compact``). It is a
 ``Sequence[Feature]`` (indexing builds the ``Feature`` a collator expects), so the training loop
-and every function that takes a list of features take it too. Arrays can be memory-mapped from the feature cache
-(``model.cache``), and ``shard`` gives a process its own rows only.
+and every function that takes a list of features take it too. Arrays can be memory-mapped from
+the feature cache (``model.cache``), and ``shard`` gives a process its own rows only.
 """
 
 from __future__ import annotations

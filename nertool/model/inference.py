@@ -9,8 +9,10 @@ duplicated by an uneven last batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -35,22 +37,52 @@ def model_max_length(model: Any, tokenizer: Any, cap: int = 512) -> int:
     return max(8, min(cap, positions, declared))
 
 
-def forward_batches(
-    model: Any, features: Sequence[Feature], pad_id: int, *, max_tokens: int = 8192, max_batch: int = 256
-) -> Iterator[tuple[list[int], torch.Tensor]]:
-    """The one batched forward pass: ``(feature indices, float logits)`` per batch.
+Forward = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+"""The backend seam: one collated batch (``input_ids``, ``attention_mask``: (batch, seq)) → float
+logits (batch, seq, num_labels) on the CPU side of the caller. A torch model (``torch_forward``)
+and an ONNX Runtime session (``nertool.model.onnx_backend``) both take this shape."""
 
-    Batches are length-sorted and token-budgeted; logits are (batch, seq, num_labels), padded to
-    the batch's longest feature. The model runs in eval mode and is put back as it was.
-    """
+
+def torch_forward(model: Any) -> Forward:
+    """The forward pass of a torch token classifier, on the device its parameters live on."""
     device = next(model.parameters()).device
+    return partial(_logits, model, device=device)
+
+
+@contextmanager
+def evaluating(model: Any) -> Iterator[None]:
+    """The model in eval mode while the block runs, then put back as it was (dev scoring trains on)."""
     was_training = model.training
     model.eval()
     try:
-        for indices in token_budget_batches([len(f) for f in features], max_tokens, max_batch):
-            yield indices, _logits(model, collate([features[i] for i in indices], pad_id), device)
+        yield
     finally:
         model.train(was_training)
+
+
+def forward_batches(
+    model: Any, features: Sequence[Feature], pad_id: int, *, max_tokens: int = 8192, max_batch: int = 256
+) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """The one batched forward pass of a torch model: ``(feature indices, float logits)`` per batch.
+
+    The model runs in eval mode and is put back as it was (see ``batched_logits``).
+    """
+    with evaluating(model):
+        yield from batched_logits(
+            torch_forward(model), features, pad_id, max_tokens=max_tokens, max_batch=max_batch
+        )
+
+
+def batched_logits(
+    forward: Forward, features: Sequence[Feature], pad_id: int, *, max_tokens: int, max_batch: int
+) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """``(feature indices, float logits)`` per batch, whichever backend ``forward`` is.
+
+    Batches are length-sorted and token-budgeted; logits are (batch, seq, num_labels), padded to
+    the batch's longest feature.
+    """
+    for indices in token_budget_batches([len(f) for f in features], max_tokens, max_batch):
+        yield indices, forward(collate([features[i] for i in indices], pad_id))
 
 
 @torch.inference_mode()
@@ -60,11 +92,11 @@ def _logits(model: Any, batch: dict[str, torch.Tensor], device: Any) -> torch.Te
 
 
 def _best_labels(
-    model: Any, features: Sequence[Feature], pad_id: int, max_tokens: int, max_batch: int
+    forward: Forward, features: Sequence[Feature], pad_id: int, max_tokens: int, max_batch: int
 ) -> list[tuple[list[int], list[float]]]:
     """(argmax ids, max probabilities) per feature."""
     outputs: list[tuple[list[int], list[float]]] = [([], [])] * len(features)
-    batches = forward_batches(model, features, pad_id, max_tokens=max_tokens, max_batch=max_batch)
+    batches = batched_logits(forward, features, pad_id, max_tokens=max_tokens, max_batch=max_batch)
     for batch_indices, logits in batches:
         probs, ids = torch.softmax(logits, dim=-1).max(dim=-1)  # (batch, seq) each
         id_rows, prob_rows = ids.tolist(), probs.tolist()  # one conversion per batch, not two per row
@@ -83,8 +115,24 @@ def predict_features(
     max_tokens: int = 8192,
     max_batch: int = 256,
 ) -> list[WordPrediction]:
-    """Word predictions for sentences given as their features (one list per sentence)."""
-    outputs = _best_labels(model, flatten(grouped), pad_id, max_tokens, max_batch)
+    """Word predictions of a torch model for sentences given as their features (one list per sentence)."""
+    with evaluating(model):
+        return predict_with(
+            torch_forward(model), grouped, n_words, pad_id=pad_id, max_tokens=max_tokens, max_batch=max_batch
+        )
+
+
+def predict_with(
+    forward: Forward,
+    grouped: Sequence[Sequence[Feature]],
+    n_words: Sequence[int],
+    *,
+    pad_id: int,
+    max_tokens: int = 8192,
+    max_batch: int = 256,
+) -> list[WordPrediction]:
+    """Word predictions through any backend's ``forward`` (the model already in eval mode)."""
+    outputs = _best_labels(forward, flatten(grouped), pad_id, max_tokens, max_batch)
     return list(_merge(grouped, n_words, iter(outputs)))
 
 

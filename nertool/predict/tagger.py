@@ -5,6 +5,10 @@ text → words with character offsets (``textsplit``) → the shared word-level 
 whose ``text[start:end]`` is taken from the original string. Inputs are read and written in
 chunks, so memory stays flat on files of any size, and every input unit gets exactly one
 output record, in input order.
+
+The forward pass is a backend's ``Forward`` (batch → logits): the torch model, or an ONNX Runtime
+session over the folder ``nertool export`` wrote; everything before and after it is shared, so
+both backends window, batch and merge words identically.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ from typing import Any, overload
 
 import torch
 
+from nertool.errors import ModelError
 from nertool.files import refuse_inputs_as_output
 from nertool.labels import LabelMap
-from nertool.model.align import label_strategy_of
+from nertool.model.align import Feature, label_strategy_of
 from nertool.model.build import load_trained
 from nertool.model.features import encode
-from nertool.model.inference import model_max_length, predict_features, tags_of
+from nertool.model.inference import Forward, model_max_length, predict_with, tags_of, torch_forward
+from nertool.model.onnx_backend import ONNX_FILE, Backend, export_folder, find_export, load_exported
+from nertool.predict.prefetch import prefetched
 from nertool.predict.readers import (
     Entity,
     TaggedUnit,
@@ -35,6 +42,22 @@ from nertool.predict.readers import (
 from nertool.predict.writers import open_writer
 
 CHUNK_UNITS = 2048
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """Most padded positions and most sentences in one forward pass, by device.
+
+    On CUDA a batch of 1,024 PAN-X sentences (~30 pieces each) in bf16 keeps the device busy; on a
+    CPU larger batches only cost memory (the work per token is the same).
+    """
+
+    max_tokens: int
+    max_batch: int
+
+
+CPU_LIMITS = BatchLimits(max_tokens=8192, max_batch=256)
+CUDA_LIMITS = BatchLimits(max_tokens=65_536, max_batch=1024)
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -53,15 +76,37 @@ def quantize(model: Any) -> Any:
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
+@dataclass(frozen=True)
+class Engine:
+    """One backend's forward pass and the model config it serves (positions for the window size).
+
+    ``model`` is the torch module or the ONNX Runtime session behind ``forward``.
+    """
+
+    backend: str
+    forward: Forward
+    config: Any
+    model: Any
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A chunk of units tokenised and aligned, ready for the forward pass (what prefetch hands over)."""
+
+    units: Sequence[Unit]
+    grouped: list[list[Feature]]
+
+
 @dataclass
 class Tagger:
-    """A loaded model ready to tag words or raw text."""
+    """A loaded model ready to tag words or raw text, through torch or ONNX Runtime."""
 
-    model: Any
+    engine: Engine
     tokenizer: Any
     labels: LabelMap
-    max_tokens: int = 8192
-    max_batch: int = 256
+    max_tokens: int = CPU_LIMITS.max_tokens
+    max_batch: int = CPU_LIMITS.max_batch
+    prefetch: bool = False
 
     @classmethod
     def load(
@@ -69,40 +114,63 @@ class Tagger:
         run_dir: str | Path,
         device: str | None = None,
         quantized: bool = False,
-        max_tokens: int = 8192,
-        max_batch: int = 256,
+        max_tokens: int | None = None,
+        max_batch: int | None = None,
+        *,
+        backend: Backend = "torch",
+        prefetch: bool | None = None,
     ) -> Tagger:
-        model, tokenizer, labels = load_trained(run_dir)
-        target = pick_device(device)
-        model.to(target)
-        if quantized and target.type == "cpu":
-            model = quantize(model)
-        elif target.type == "cuda" and torch.cuda.is_bf16_supported():
-            model.to(torch.bfloat16)
-        model.eval()
-        return cls(model, tokenizer, labels, max_tokens, max_batch)
+        """A run (or model, or ONNX) folder's tagger; ``backend="auto"`` takes ONNX where an export exists.
 
-    def tag_units(self, units: Sequence[Unit]) -> list[TaggedUnit]:
-        """Tag a batch of units (already split into words); same order out as in."""
-        words = [u.words for u in units]
-        grouped = encode(
-            words,
-            self.tokenizer,
-            max_length=model_max_length(self.model, self.tokenizer),
-            strategy=label_strategy_of(self.model),  # read each word where training labelled it
+        Batch limits default by device (``CUDA_LIMITS``, ``CPU_LIMITS``); ``prefetch`` (tokenise the
+        next chunk while the model runs this one) defaults to on for CUDA only.
+        """
+        target = pick_device(device)
+        chosen = choose_backend(backend, run_dir, target, quantized)
+        if chosen == "onnx":
+            engine, tokenizer, labels = _onnx_engine(run_dir, quantized)
+        else:
+            engine, tokenizer, labels = _torch_engine(run_dir, target, quantized)
+        limits = CUDA_LIMITS if target.type == "cuda" else CPU_LIMITS
+        return cls(
+            engine,
+            tokenizer,
+            labels,
+            max_tokens or limits.max_tokens,
+            max_batch or limits.max_batch,
+            prefetch if prefetch is not None else target.type == "cuda",
         )
-        predictions = predict_features(
-            self.model,
-            grouped,
-            [len(w) for w in words],
+
+    @property
+    def model(self) -> Any:
+        """The torch module or ONNX Runtime session that tags."""
+        return self.engine.model
+
+    def encode_units(self, units: Sequence[Unit]) -> Encoded:
+        """Tokenise and align a chunk (host work only: safe on a worker thread)."""
+        words = [u.words for u in units]
+        max_length = model_max_length(self.engine, self.tokenizer)
+        strategy = label_strategy_of(self.engine)  # read each word where training labelled it
+        return Encoded(units, encode(words, self.tokenizer, max_length=max_length, strategy=strategy))
+
+    def tag_encoded(self, encoded: Encoded) -> list[TaggedUnit]:
+        """The forward pass over an encoded chunk, and its units' tags and entities."""
+        predictions = predict_with(
+            self.engine.forward,
+            encoded.grouped,
+            [len(u.words) for u in encoded.units],
             pad_id=self.tokenizer.pad_token_id,
             max_tokens=self.max_tokens,
             max_batch=self.max_batch,
         )
         return [
             tag_unit(unit, tags_of(p, self.labels.names), [s if s is not None else 0.0 for s in p.scores])
-            for unit, p in zip(units, predictions, strict=True)
+            for unit, p in zip(encoded.units, predictions, strict=True)
         ]
+
+    def tag_units(self, units: Sequence[Unit]) -> list[TaggedUnit]:
+        """Tag a batch of units (already split into words); same order out as in."""
+        return self.tag_encoded(self.encode_units(units))
 
     @overload
     def tag(self, texts: str) -> tuple[Entity, ...]: ...
@@ -184,6 +252,59 @@ def _documents(value: Any, method: str, wanted: str, *, item: Callable[[Any], bo
     return list(value)
 
 
+def choose_backend(backend: Backend, run_dir: str | Path, device: torch.device, quantized: bool) -> str:
+    """``torch`` or ``onnx``: ``auto`` takes ONNX only on CPU, with an export and onnxruntime at hand."""
+    if backend == "torch":
+        return "torch"
+    if device.type != "cpu":
+        if backend == "onnx":
+            raise ModelError(
+                f"the ONNX backend runs on the CPU, not {device}; use --device cpu or --backend torch"
+            )
+        return "torch"
+    if backend == "onnx":
+        return "onnx"
+    return "onnx" if find_export(run_dir, quantized) is not None and _has_onnxruntime() else "torch"
+
+
+def _has_onnxruntime() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def _torch_engine(run_dir: str | Path, target: torch.device, quantized: bool) -> tuple[Engine, Any, LabelMap]:
+    """The torch model on ``target``: int8 Linear layers on CPU with ``quantized``, bf16 on CUDA."""
+    if (Path(run_dir) / ONNX_FILE).is_file():
+        raise ModelError(f"{run_dir}: an ONNX export (model.onnx, no torch weights); use --backend onnx")
+    model, tokenizer, labels = load_trained(run_dir)
+    model.to(target)
+    if quantized and target.type == "cpu":
+        model = quantize(model)
+    elif target.type == "cuda" and torch.cuda.is_bf16_supported():
+        model.to(torch.bfloat16)
+    model.eval()
+    return Engine("torch", torch_forward(model), model.config, model), tokenizer, labels
+
+
+def _onnx_engine(run_dir: str | Path, quantized: bool) -> tuple[Engine, Any, LabelMap]:
+    """The ONNX export of ``run_dir`` (or ``run_dir`` itself, an ONNX folder) on ONNX Runtime.
+
+    The session gets as many intra-op threads as torch has, so both backends use the same cores.
+    """
+    folder = find_export(run_dir, quantized)
+    if folder is None:
+        flag = " --quantize" if quantized else ""
+        expected = export_folder(Path(run_dir), quantized) / ONNX_FILE
+        raise ModelError(
+            f"{run_dir}: no ONNX export ({expected} not found); run "
+            f"nertool export {run_dir} --format onnx{flag} first, or use --backend torch"
+        )
+    exported = load_exported(folder, torch.get_num_threads(), quantized)
+    engine = Engine("onnx", exported.forward, exported.config, exported.forward.session)
+    return engine, exported.tokenizer, exported.labels
+
+
 def chunks(units: Iterator[Unit], size: int) -> Iterator[list[Unit]]:
     while chunk := list(itertools.islice(units, size)):
         yield chunk
@@ -210,14 +331,16 @@ def predict_files(
     """Tag every unit of ``inputs`` and write them to ``output`` (stdout when None or ``-``).
 
     An output that is an input, or lies in an input folder, is refused: it would replace the
-    input, or be read back and tagged again on the next run.
+    input, or be read back and tagged again on the next run. With ``tagger.prefetch`` the next
+    chunk is read and tokenised on a worker thread while the model tags this one.
     """
     refuse_inputs_as_output(inputs, output)
     units = iter_units(inputs, input_format, text_mode, encoding=encoding)  # type: ignore[arg-type]
+    encoded = (tagger.encode_units(chunk) for chunk in chunks(units, CHUNK_UNITS))
     with open_writer(output, output_format) as writer:  # type: ignore[arg-type]
-        for chunk in chunks(units, CHUNK_UNITS):
-            for tagged in tagger.tag_units(chunk):
+        for ready in prefetched(encoded) if tagger.prefetch else encoded:
+            for tagged in tagger.tag_encoded(ready):
                 writer.write(tagged)
             if on_chunk is not None:
-                on_chunk(len(chunk))
+                on_chunk(len(ready.units))
     return PredictSummary(writer.units_written, writer.entities_written, output or "-")

@@ -2,7 +2,8 @@
 
 The CLI builds its choices and option checks from these (it imports nothing below ``workflows``):
 input formats, splits (and the file names the readers take for them), prediction formats and
-text modes, devices, the rule for language codes, label maps and what becomes of unknown gold types.
+text modes, devices, backends and export formats, the rule for language codes, label maps and what
+becomes of unknown gold types.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from nertool.data.readers import FileFormat
 from nertool.data.sources import SPLIT_ALIASES, SPLITS
 from nertool.labels import check_type_map
 from nertool.langcode import LANGUAGE_RULE, is_language_code
+from nertool.model.onnx_backend import Backend, ExportFormat
 from nertool.predict.readers import InputFormat, TextMode
 from nertool.predict.writers import OutputFormat
 
@@ -24,6 +26,8 @@ __all__ = [
     "LANGUAGE_RULE",
     "SPLITS",
     "SPLIT_NAMES",
+    "Backend",
+    "ExportFormat",
     "FileFormat",
     "InputFormat",
     "OutputFormat",

@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from nertool.files import refuse_inputs_as_output
+from nertool.model.onnx_backend import Backend
 from nertool.predict import tagger as tagging
 from nertool.predict.readers import expand_inputs
 from nertool.predict.tagger import PredictSummary, Tagger
@@ -29,18 +30,22 @@ def predict_files(
     *,
     device: str | None = None,
     quantize: bool = False,
-    max_tokens: int = 8192,
-    batch_size: int = 256,
+    max_tokens: int | None = None,
+    batch_size: int | None = None,
+    backend: Backend = "torch",
     input_format: str = "auto",
     output_format: str = "jsonl",
     text_mode: str = "line",
     encoding: str = "utf-8",
     progress: Progress | None = None,
 ) -> PredictSummary:
-    """Tag every unit of ``inputs`` with the model of a run (or model) folder into ``output``."""
+    """Tag every unit of ``inputs`` with the model of a run (or model, or ONNX) folder into ``output``.
+
+    ``max_tokens`` and ``batch_size`` default by device (``tagger.CPU_LIMITS``, ``CUDA_LIMITS``).
+    """
     expand_inputs(inputs)  # a missing or repeated input fails before the model loads
     refuse_inputs_as_output(inputs, output)  # before the model loads
-    tagger = Tagger.load(model, device, quantize, max_tokens, batch_size)
+    tagger = Tagger.load(model, device, quantize, max_tokens, batch_size, backend=backend)
     with (progress or _no_progress)() as advance:
         return tagging.predict_files(
             tagger,
