@@ -178,9 +178,17 @@ class Loop:
         from transformers import get_linear_schedule_with_warmup
 
         s = self.settings
-        optimizer, self._skips_on_device = make_optimizer(
-            optimizer_groups(model, s.weight_decay), scaled_learning_rate(s, self._epoch_batches(0))
-        )
+        groups = optimizer_groups(model, s.weight_decay)
+        learning_rate = scaled_learning_rate(s, self._epoch_batches(0))
+        optimizer: torch.optim.Optimizer
+        if s.cuda_graphs and self.accelerator.device.type == "cuda" and self.accelerator.num_processes == 1:
+            # a captured step reads its learning rate from a device tensor (``graphs`` module doc)
+            from nertool.train.graphs import make_graph_optimizer
+
+            model.to(self.accelerator.device)
+            optimizer, self._skips_on_device = make_graph_optimizer(groups, lr=learning_rate), True
+        else:
+            optimizer, self._skips_on_device = make_optimizer(groups, learning_rate)
         self._raw_optimizer = optimizer
         scheduler = get_linear_schedule_with_warmup(optimizer, int(s.warmup_ratio * self.total), self.total)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
