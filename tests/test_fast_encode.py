@@ -110,3 +110,21 @@ def test_probe_falls_back_when_pieces_depend_on_neighbours(tokenizer: Any, sampl
     assert not probe(WordPieceTable(contextual), contextual, [s.tokens for s in sentences])
     fast = encode(sentences, contextual, max_length=24, labels=LABELS, strategy="first")
     assert fast == reference(sentences, contextual, 24, LABELS, "first")
+
+
+def test_a_truncating_call_left_on_the_tokenizer_loses_no_piece(
+    tokenizer: Any, sample_texts: list[str]
+) -> None:
+    """transformers leaves ``truncation=True`` on the Rust backend after a call; the encoder must
+    still see every piece of every word, and leave the user's setting as it found it."""
+    sentences = corpus(sample_texts, seed=4)
+    expected = encode(sentences, tokenizer, max_length=32, labels=LABELS)
+    tokenizer(["ein kurzer Satz"], truncation=True, max_length=4, padding="max_length")
+    before = (tokenizer.backend_tokenizer.truncation, tokenizer.backend_tokenizer.padding)
+    assert before[0] is not None and before[1] is not None
+    try:
+        assert encode(sentences, tokenizer, max_length=32, labels=LABELS) == expected
+        assert (tokenizer.backend_tokenizer.truncation, tokenizer.backend_tokenizer.padding) == before
+    finally:
+        tokenizer.backend_tokenizer.no_truncation()
+        tokenizer.backend_tokenizer.no_padding()

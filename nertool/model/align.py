@@ -89,7 +89,8 @@ def batch_encoder(tokenizer: Any) -> Callable[[list[list[str]]], list[tuple[list
     if backend is not None and getattr(tokenizer, "is_fast", False):
 
         def fast(batch: list[list[str]]) -> list[tuple[list[int], list[int | None]]]:
-            encodings = backend.encode_batch(batch, is_pretokenized=True, add_special_tokens=False)
+            with untruncated(backend):
+                encodings = backend.encode_batch(batch, is_pretokenized=True, add_special_tokens=False)
             return [(e.ids, e.word_ids) for e in encodings]
 
         return fast
@@ -99,6 +100,29 @@ def batch_encoder(tokenizer: Any) -> Callable[[list[list[str]]], list[tuple[list
         return [(encoded["input_ids"][i], encoded.word_ids(i)) for i in range(len(batch))]
 
     return generic
+
+
+@contextmanager
+def untruncated(backend: Any) -> Iterator[None]:
+    """The Rust tokenizer with truncation and padding off while the block runs, then as it was.
+
+    A transformers tokenizer called with ``truncation=True`` or ``padding=...`` (the transformers
+    example's preprocessing, a pipeline) leaves that setting on its backend; every piece of every
+    word must come out here, however long the input.
+    """
+    truncation, padding = backend.truncation, backend.padding
+    if truncation is None and padding is None:
+        yield
+        return
+    backend.no_truncation()
+    backend.no_padding()
+    try:
+        yield
+    finally:
+        if truncation is not None:
+            backend.enable_truncation(**truncation)
+        if padding is not None:
+            backend.enable_padding(**padding)
 
 
 @contextmanager
