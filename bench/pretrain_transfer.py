@@ -8,9 +8,12 @@
    weights (the pre-training recipe's ``scratch:`` size and vocabulary size, tokenizer trained on the
    fine-tuning text, as ``train`` does) and once from the pre-trained encoder, at each
    ``--lr``; both run the same fine-tuning recipe, ``--parallel`` of them at a time;
+   and once from a *control*: random weights of the encoder's own shape with the encoder's own
+   (multilingual) tokenizer, which separates what the tokenizer contributes from what
+   pre-training does (the random-weights run trains its tokenizer on the German fine-tuning text);
 3. per encoder, the learning rate with the best German dev F1 (no target-language data is used to
    choose), and its test F1 per language: the baseline column is random weights, the nertool
-   column the pre-trained encoder; every table is kept in the record.
+   column the pre-trained encoder, the control in the last rows; every table is kept in the record.
 
 The command lines run are written into the record, so each number can be reproduced by hand.
 """
@@ -40,7 +43,7 @@ SOURCE = "de"
 class FineTune:
     """One ``nertool transfer`` run: which encoder, which learning rate, where."""
 
-    encoder: str  # "random" or "pretrained"
+    encoder: str  # "random", "control" (random weights, the encoder's tokenizer) or "pretrained"
     model_name: str
     learning_rate: float
     out: Path
@@ -117,6 +120,29 @@ def random_model(recipe_path: Path, overrides: Sequence[str]) -> tuple[str, int]
     return model.name, model.vocab_size
 
 
+def control_encoder(encoder: Path, out: Path, seed: int = 0) -> Path:
+    """Random weights in the encoder's architecture, beside a copy of its tokenizer files."""
+    import shutil
+
+    import torch
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    if (out / "config.json").is_file():
+        return out
+    torch.manual_seed(seed)
+    config = AutoConfig.from_pretrained(str(encoder), trust_remote_code=False)
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    AutoModelForMaskedLM.from_config(config).save_pretrained(str(partial))
+    for file in encoder.iterdir():
+        if file.is_file() and (
+            file.name.startswith(("tokenizer", "special_tokens")) or file.suffix == ".model"
+        ):
+            shutil.copyfile(file, partial / file.name)
+    partial.rename(out)
+    return out
+
+
 def fine_tune(job: FineTune, args: argparse.Namespace, vocab_size: int) -> dict[str, Any]:
     """One transfer table; returns its rows plus the German dev F1 that picks the learning rate."""
     overrides = {
@@ -164,6 +190,14 @@ def rows_of(random: dict[str, Any], pretrained: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def control_rows(control: dict[str, Any], pretrained: dict[str, Any]) -> list[Row]:
+    """The control (random weights, the encoder's tokenizer) against the pre-trained encoder."""
+    rows = [Row("control: zero-shot mean F1", "F1", control["zero_shot_mean"], pretrained["zero_shot_mean"])]
+    for language, score in control["test_f1"].items():
+        rows.append(Row(f"control: {language} test F1", "F1", score, pretrained["test_f1"][language]))
+    return rows
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.pretrain_transfer", description=__doc__.splitlines()[0]
@@ -193,24 +227,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     encoder, pretraining = pretrain(args, work)
     size, vocab = random_model(args.pretrain_recipe, args.pretrain_set)
+    control = control_encoder(encoder, work / "control-encoder")
     jobs = [
         FineTune(name, model, lr, work / f"transfer-{name}-lr{lr:g}")
         for lr in args.lr or [5e-4]
-        for name, model in (("random", size), ("pretrained", str(encoder)))
+        for name, model in (("random", size), ("control", str(control)), ("pretrained", str(encoder)))
     ]
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
         results = list(pool.map(lambda job: fine_tune(job, args, vocab), jobs))
     random, pretrained = best_by_dev(results, "random"), best_by_dev(results, "pretrained")
+    control_best = best_by_dev(results, "control")
     quality = {
         "pretrained_beats_random_zero_shot": all(
             pretrained["test_f1"][lang] > random["test_f1"][lang]
             for lang in random["test_f1"]
             if lang != SOURCE
         ),
+        "pretrained_beats_control_zero_shot": all(
+            pretrained["test_f1"][lang] > control_best["test_f1"][lang]
+            for lang in control_best["test_f1"]
+            if lang != SOURCE
+        ),
         "chosen_learning_rate": {
             "random": random["learning_rate"],
+            "control": control_best["learning_rate"],
             "pretrained": pretrained["learning_rate"],
+        },
+        "control": {
+            "what": "random weights of the encoder's architecture with the encoder's tokenizer",
+            "test_f1": control_best["test_f1"],
+            "zero_shot_mean": control_best["zero_shot_mean"],
         },
     }
     settings = {
@@ -220,7 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     names = (f"random weights ({size})", f"pre-trained encoder ({args.pretrain_recipe.name})")
     options = Options(out=args.out, device=args.device)
-    record = make_record(args.name, options, rows_of(random, pretrained), quality, settings, names)
+    rows = rows_of(random, pretrained) + control_rows(control_best, pretrained)
+    record = make_record(args.name, options, rows, quality, settings, names)
     print(render_table(record))
     print(f"-> {write_record(record, args.out)}")
     return 0

@@ -132,7 +132,7 @@ def test_memory_compares_a_large_file_with_a_small_one(results: Path) -> None:
 
 
 @slow
-def test_pretrain_transfer_records_both_encoders_at_every_learning_rate(tmp_path: Path) -> None:
+def test_pretrain_transfer_records_all_three_encoders_at_every_learning_rate(tmp_path: Path) -> None:
     """Toy sizes on the bundled sample: pre-train 3 steps, fine-tune 1 epoch at two learning rates."""
     sample = ROOT / "nertool" / "resources" / "sample"
     languages = '["de","fr","en"]'
@@ -157,15 +157,23 @@ def test_pretrain_transfer_records_both_encoders_at_every_learning_rate(tmp_path
     pretraining, runs = record["settings"]["pretraining"], record["settings"]["fine_tuning"]
     assert pretraining["steps"] == 3 and [e["step"] for e in pretraining["heldout"]] == [3]
     assert sorted((r["encoder"], r["learning_rate"]) for r in runs) == [
-        ("pretrained", 5e-4), ("pretrained", 1e-3), ("random", 5e-4), ("random", 1e-3)
+        ("control", 5e-4), ("control", 1e-3), ("pretrained", 5e-4), ("pretrained", 1e-3),
+        ("random", 5e-4), ("random", 1e-3),
     ]  # fmt: skip
     assert [row["metric"] for row in record["rows"]] == [
-        "zero-shot mean F1", "de test F1 (in-language)", "fr test F1 (zero-shot)", "en test F1 (zero-shot)"
+        "zero-shot mean F1", "de test F1 (in-language)", "fr test F1 (zero-shot)", "en test F1 (zero-shot)",
+        "control: zero-shot mean F1", "control: de test F1", "control: fr test F1", "control: en test F1",
     ]  # fmt: skip
     for encoder, side in (("random", "baseline"), ("pretrained", "nertool")):
         best = max((r for r in runs if r["encoder"] == encoder), key=lambda r: r["dev_f1"])
         assert record["quality"]["chosen_learning_rate"][encoder] == best["learning_rate"]
         assert record["rows"][1][side] == pytest.approx(best["test_f1"]["de"], abs=1e-4)
+    control = max((r for r in runs if r["encoder"] == "control"), key=lambda r: r["dev_f1"])
+    assert record["rows"][5]["baseline"] == pytest.approx(control["test_f1"]["de"], abs=1e-4)
+    # the control encoder has the pre-trained encoder's tokenizer, not one trained on German
+    control_dir = tmp_path / "work" / "control-encoder"
+    encoder_dir = tmp_path / "work" / "pretrain" / "model"
+    assert (control_dir / "tokenizer.json").read_bytes() == (encoder_dir / "tokenizer.json").read_bytes()
     assert record["baseline_name"] == "random weights (scratch:tiny)"
 
 
