@@ -249,8 +249,12 @@ def test_transfer_with_eval_sources_has_corpus_columns_and_reports_the_counts(co
 
 
 def test_shipped_cross_dataset_recipe_plans_columns():
-    recipe = load_recipe(ROOT / "recipes" / "cross-dataset.toml")
-    assert recipe.eval_columns[:2] == ["wikiann:de", "wikiann:fr"]
+    recipe = load_recipe(ROOT / "recipes" / "cross-dataset-local.toml")
+    assert recipe.eval_columns[:3] == ["wikiann:de", "wikiann:fr", "wikiann:en"]
+    assert {"conll2003:de", "conll2003:en", "conll2002:es", "conll2002:nl", "kind:it"} <= set(
+        recipe.eval_columns
+    )
+    assert recipe.transfer.sources == [["de"], ["en"]]
     assert {"MISC", "DATE"} <= set(recipe.data.label_map or {})
 
 
