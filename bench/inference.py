@@ -6,8 +6,10 @@ Both tag the same WikiANN de sentences (test, then validation) with the same tra
 probe, the fastest kept); nertool gets the same words as units (``predict_io.unit_from_tokens``,
 the path ``nertool predict --input-format conll`` takes), so both see the same subwords. The
 ``--quantize`` variant (dynamic int8 Linear layers) is compared with the pipeline's model
-quantized the same way (``tagger.quantize``): int8 against int8. The four sides alternate
-(pipeline, nertool, pipeline int8, nertool int8, ...) ``REPEATS`` times; medians with the spread.
+quantized the same way (``tagger.quantize``): int8 against int8. When onnxruntime is installed,
+nertool's ONNX backend (``nertool export`` of the same run, ``Tagger.load(backend="onnx")``) is
+a fifth side, reported against torch fp32 and the pipeline. The sides alternate (pipeline,
+nertool, pipeline int8, nertool int8, onnx, ...) ``REPEATS`` times; medians with the spread.
 On a slow (shared) machine the full run tags fewer than 20,000 sentences: a timed probe of the
 pipeline sizes it to ``BUDGET_S``, and the record keeps requested and measured sizes.
 
@@ -296,7 +298,29 @@ def settings_of(
     }
 
 
+def onnx_tagger(run_dir: Path, folder: Path, sentences: Sequence[Any]) -> Any | None:
+    """A tagger on the ONNX export of ``run_dir`` (written into ``folder``), or None without onnxruntime."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxruntime", "onnxscript")):
+        return None
+    from nertool.model.export import export_onnx
+    from nertool.predict import Tagger, unit_from_tokens
+
+    export_onnx(run_dir, folder / "onnx")
+    tagger = Tagger.load(folder / "onnx", device="cpu", backend="onnx")
+    tagger.tag_units([unit_from_tokens(s.tokens, "warmup", i + 1) for i, s in enumerate(sentences[:64])])
+    return tagger
+
+
 def run(options: Options) -> dict[str, Any]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="nertool-bench-onnx-") as tmp:
+        return _run(options, Path(tmp))
+
+
+def _run(options: Options, tmp: Path) -> dict[str, Any]:
     plan = QUICK_RUN if options.quick else INFERENCE_RUN
     run_dir = cached_run(plan, options)
     model_dir = str(run_dir / "model")
@@ -309,15 +333,16 @@ def run(options: Options) -> dict[str, Any]:
     texts = texts[:n]
     pipes = {q: load_pipeline(model_dir, texts[:64], batch_size, quantized=q) for q in (False, True)}
     taggers = {q: load_tagger(str(run_dir), sentences, quantized=q) for q in (False, True)}
-    runs = measure_alternating(
-        [
-            ("pipeline", lambda: pipes[False](list(texts))),
-            ("nertool", lambda: tag_with(taggers[False], sentences)),
-            ("pipeline_int8", lambda: pipes[True](list(texts))),
-            ("nertool_int8", lambda: tag_with(taggers[True], sentences)),
-        ],
-        repeats,
-    )
+    onnx = onnx_tagger(run_dir, tmp, sentences)
+    sides = [
+        ("pipeline", lambda: pipes[False](list(texts))),
+        ("nertool", lambda: tag_with(taggers[False], sentences)),
+        ("pipeline_int8", lambda: pipes[True](list(texts))),
+        ("nertool_int8", lambda: tag_with(taggers[True], sentences)),
+    ]
+    if onnx is not None:
+        sides.append(("nertool_onnx", lambda: tag_with(onnx, sentences)))
+    runs = measure_alternating(sides, repeats)
     med = {name: r.median_seconds for name, r in runs.items()}
     groups, tagged, q_tagged = (runs[k].results[-1] for k in ("pipeline", "nertool", "nertool_int8"))
     quality = tag_quality(run_dir, sentences, n_test, groups, tagged, q_tagged)
@@ -349,6 +374,19 @@ def run(options: Options) -> dict[str, Any]:
         Row("peak RSS growth (max)", "MiB", peak["pipeline"], peak["nertool"], "lower"),
         Row("peak RSS growth int8 (max)", "MiB", peak["pipeline_int8"], peak["nertool_int8"], "lower"),
     ]
+    if onnx is not None:
+        rows.insert(
+            3, Row("throughput ONNX backend vs torch fp32 (median)", "sentences/s", n / med["nertool"],
+                   n / med["nertool_onnx"])
+        )  # fmt: skip
+        rows.insert(
+            4, Row("throughput ONNX backend vs pipeline (median)", "sentences/s", n / med["pipeline"],
+                   n / med["nertool_onnx"])
+        )  # fmt: skip
+        onnx_tags = [list(t.tags) for t in runs["nertool_onnx"].results[-1]]
+        quality["onnx_vs_torch_identical_word_tags"] = sum(
+            a == list(b.tags) for a, b in zip(onnx_tags, tagged, strict=True)
+        ) / len(tagged)
     names = (
         f"transformers.pipeline('token-classification', aggregation_strategy='first', "
         f"batch_size={batch_size})",
