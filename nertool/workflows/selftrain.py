@@ -95,6 +95,15 @@ def _with_pseudo_labels(
         selection.threshold,
         len(selection.kept),
     )
+    if not selection.kept:
+        log.warning(
+            "%s: no %s sentence reached min_confidence %s, so this student trains on the source data "
+            "alone and its row repeats the teacher's; lower transfer.self_training.min_confidence "
+            "(selftrain.json counts what passed)",
+            run.name,
+            target,
+            selection.threshold,
+        )
     if _is_main():
         run.run_dir.mkdir(parents=True, exist_ok=True)
         manifest = selection_manifest(selection, config, teacher=teacher, round_=round_)
