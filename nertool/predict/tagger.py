@@ -99,7 +99,11 @@ class Encoded:
 
 @dataclass
 class Tagger:
-    """A loaded model ready to tag words or raw text, through torch or ONNX Runtime."""
+    """A loaded model ready to tag words or raw text, through torch or ONNX Runtime.
+
+    ``Tagger(model, tokenizer, labels)`` with a torch token classifier (in memory, e.g. just
+    trained) still works: the model is wrapped as the torch engine.
+    """
 
     engine: Engine
     tokenizer: Any
@@ -107,6 +111,11 @@ class Tagger:
     max_tokens: int = CPU_LIMITS.max_tokens
     max_batch: int = CPU_LIMITS.max_batch
     prefetch: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.engine, Engine):  # a torch model given directly
+            model: Any = self.engine
+            self.engine = Engine("torch", torch_forward(model), model.config, model)
 
     @classmethod
     def load(
