@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import torch
+from tiny_models import tiny_token_classifier
 
 from nertool.train.graphs import GraphedStep, graphs_supported, make_graph_optimizer, shape_key
 from nertool.train.loop import optimizer_groups
@@ -15,22 +16,7 @@ LABELS = 5
 
 
 def tiny_model(seed: int = 0) -> Any:
-    from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification
-
-    torch.manual_seed(seed)
-    config = XLMRobertaConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=80,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        pad_token_id=1,
-        num_labels=LABELS,
-    )
-    return XLMRobertaForTokenClassification(config).train()
+    return tiny_token_classifier(vocab_size=100, hidden_size=32, num_labels=LABELS, seed=seed).train()
 
 
 def batch_of(width: int, rows: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import tiny_token_classifier
 
 from nertool.model.align import Feature
 from nertool.model.batching import FeatureCollator, padded_width, token_budget_training_batches
@@ -106,25 +107,6 @@ def test_a_non_finite_step_is_skipped_on_the_device_and_logged(tmp_path: Path, m
     assert torch.isfinite(loop.model.weight).all()
 
 
-def tiny_token_classifier():
-    from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification
-
-    torch.manual_seed(0)
-    config = XLMRobertaConfig(
-        vocab_size=60,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=80,
-        hidden_dropout_prob=0.0,  # dropout masks depend on the padded shape; without it the
-        attention_probs_dropout_prob=0.0,  # padded and unpadded runs compute the same thing
-        num_labels=3,
-        pad_token_id=1,
-    )
-    return XLMRobertaForTokenClassification(config)
-
-
 def labelled_features(n: int) -> list[Feature]:
     rng = random.Random(3)
     features = []
@@ -149,7 +131,8 @@ def train_tiny(tmp_path: Path, *, multiple: int) -> tuple[list[float], dict[str,
         epochs=2, batch_size=6, learning_rate=3e-3, pad_to_multiple_of=multiple, seed=4, log_every=5
     )
     reporter = LossReporter()
-    loop = Loop(tiny_token_classifier(), labelled_features(48), settings, tmp_path, reporter=reporter)
+    model = tiny_token_classifier(vocab_size=60, hidden_size=16, num_labels=3)
+    loop = Loop(model, labelled_features(48), settings, tmp_path, reporter=reporter)
     loop.run()
     return reporter.losses, loop.accelerator.unwrap_model(loop.model).state_dict()
 

@@ -1,0 +1,27 @@
+"""A randomly initialised XLM-R token classifier small enough to train in a test, without dropout
+(dropout masks depend on the padded shape; without it padded and unpadded runs compute the same)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def tiny_token_classifier(*, vocab_size: int, hidden_size: int, num_labels: int, seed: int = 0) -> Any:
+    from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification
+
+    torch.manual_seed(seed)
+    config = XLMRobertaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden_size,
+        max_position_embeddings=80,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        pad_token_id=1,
+        num_labels=num_labels,
+    )
+    return XLMRobertaForTokenClassification(config)
