@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -274,17 +275,11 @@ def flops_per_token(model: Any) -> float:
     return 6.0 * (sum(p.numel() for p in model.parameters()) - embedding)
 
 
-def median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def rows_of(base: Sequence[Side], ours: Sequence[Side], flops: float) -> list[Row]:
     """Medians over the repeats of each side."""
 
     def med(sides: Sequence[Side], value: Callable[[Side], float]) -> float:
-        return median([value(side) for side in sides])
+        return statistics.median(value(side) for side in sides)
 
     return [
         Row(
@@ -369,23 +364,25 @@ def run(options: Options) -> dict[str, Any]:
     plan = planned if options.quick else fit_to_budget(planned, step_s, BUDGET_S)
     repeats = 1 if options.quick else REPEATS
     dataset, features = first_sentences(ready, plan.train_sentences)
-    identical = same_weights(fresh_copy(model, initial).state_dict(), fresh_copy(model, initial).state_dict())
+    starts: list[bool] = []  # per timed run: did its model start from ``initial``?
+
+    def start() -> Any:
+        copy_ = fresh_copy(model, initial)
+        starts.append(same_weights(copy_.state_dict(), initial))
+        return copy_
+
     with tempfile.TemporaryDirectory(prefix="nertool-bench-") as tmp:
         runs = measure_alternating(
             [
                 (
                     "baseline",
-                    lambda: train_with_trainer(
-                        fresh_copy(model, initial), tokenizer, dataset, plan, Path(tmp) / "trainer"
-                    ),
+                    lambda: train_with_trainer(start(), tokenizer, dataset, plan, Path(tmp) / "trainer"),
                 ),
-                (
-                    "nertool",
-                    lambda: train_with_loop(fresh_copy(model, initial), features, plan, Path(tmp) / "loop"),
-                ),
+                ("nertool", lambda: train_with_loop(start(), features, plan, Path(tmp) / "loop")),
             ],
             repeats,
         )
+    identical = all(starts) and len(starts) == 2 * repeats
     base, ours = list(runs["baseline"].results), list(runs["nertool"].results)
     names = (
         "transformers.Trainer, group_by_length, fused AdamW (example preprocessing)",
