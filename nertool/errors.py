@@ -44,3 +44,10 @@ class TrainingError(NertoolError):
 
 class CheckpointError(NertoolError):
     """A checkpoint cannot be resumed: incomplete, damaged, or from another model."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of a library's error message (its type when it has none): what a one-line
+    error passes on of an exception that is not the user's to debug."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nertool.errors import ModelError
+from nertool.errors import ModelError, first_line
 from nertool.labels import LabelMap
 from nertool.model.limits import declare_max_length, saved_max_length
 
@@ -195,11 +195,7 @@ def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bo
     try:
         return AutoTokenizer.from_pretrained(folder, revision=revision, trust_remote_code=trust_remote_code)
     except load_errors() as error:
-        raise ModelError(f"cannot load a tokenizer from {name!r}: {_first_line(error)}") from None
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(f"cannot load a tokenizer from {name!r}: {first_line(error)}") from None
 
 
 def load_weights(auto_class: Any, folder: str, head: tuple[str, ...], **kwargs: Any) -> Any:
@@ -240,7 +236,7 @@ def weights_message(folder: str, error: Exception) -> str:
         file = Path(folder) / "model.safetensors"
         where = file if file.exists() else Path(folder)
         return f"{where}: model.safetensors is truncated or corrupt; retrain or restore it"
-    return f"cannot load model from {folder}: {_first_line(error)}"
+    return f"cannot load model from {folder}: {first_line(error)}"
 
 
 def token_classifier(

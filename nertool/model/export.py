@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from nertool import __version__
-from nertool.errors import DataError, ModelError
+from nertool.errors import DataError, ModelError, first_line
 from nertool.files import output_folder, replace_folder, write_json
 from nertool.model.batching import collate
 from nertool.model.build import load_trained, resolve_model_dir
@@ -183,7 +183,7 @@ def trace(model: Any, example: dict[str, torch.Tensor], file: Path) -> None:
     except ModelError:
         raise
     except Exception as error:  # the exporter raises many types, none of them the user's to debug
-        raise ModelError(f"cannot export this model to ONNX: {_first_line(error)}") from None
+        raise ModelError(f"cannot export this model to ONNX: {first_line(error)}") from None
 
 
 class _LogitsOnly(torch.nn.Module):
@@ -211,11 +211,6 @@ def quiet() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _real(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -252,7 +247,7 @@ def quantize_int8(graph: Path) -> None:
         with quiet():
             quantize_dynamic(str(full), str(graph), weight_type=QuantType.QInt8)
     except Exception as error:  # onnxruntime's quantiser raises assorted types
-        raise ModelError(f"cannot quantise the ONNX graph: {_first_line(error)}") from None
+        raise ModelError(f"cannot quantise the ONNX graph: {first_line(error)}") from None
     finally:
         full.unlink(missing_ok=True)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from nertool.errors import ModelError
+from nertool.errors import ModelError, first_line
 from nertool.labels import LabelMap
 from nertool.model.build import check_local_folder, load_errors, load_tokenizer, read_folder_json
 
@@ -65,8 +65,8 @@ def session(file: Path, threads: int) -> Any:
     try:
         return ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own (non-exported) exception types
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelError(f"{file}: not a loadable ONNX model ({first}); export the run again") from None
+        reason = first_line(error)
+        raise ModelError(f"{file}: not a loadable ONNX model ({reason}); export the run again") from None
 
 
 @dataclass(frozen=True)
@@ -109,9 +109,8 @@ def load_exported(folder: Path, threads: int, quantized: bool = False) -> Export
     try:
         config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
     except load_errors() as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelError(
-            f"{folder / 'config.json'}: not a model config ({first}); export the run again"
+            f"{folder / 'config.json'}: not a model config ({first_line(error)}); export the run again"
         ) from None
     tokenizer = load_tokenizer(str(folder))
     if len(tokenizer) > config.vocab_size:
