@@ -264,20 +264,6 @@ def _best(runs: Repeats) -> Measured:
     return Measured(min(times), times, max(runs.peak_growth_mb), runs.results[-1])
 
 
-def child_env(threads: int | None = None) -> dict[str, str]:
-    """Environment for a benchmark subprocess: this checkout first, threads pinned as in this process."""
-    import torch
-
-    count = str(threads or torch.get_num_threads())
-    return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
-        "OMP_NUM_THREADS": count,
-        "MKL_NUM_THREADS": count,
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-
-
 def rss_mb() -> float:
     import psutil
 
