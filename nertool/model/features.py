@@ -75,8 +75,9 @@ def encode_arrays(
     parts = []
     for begin in range(0, len(sentences), CHUNK_SENTENCES):
         chunk = slice(begin, begin + CHUNK_SENTENCES)
-        parts.append(encoder.chunk(words[chunk], sentences[chunk], begin, exact=exact))
-    return (FeatureArrays.concatenate(parts) if len(parts) != 1 else parts[0]).compact()
+        # narrowed per chunk, so the int32 arrays of only one chunk exist at a time
+        parts.append(encoder.chunk(words[chunk], sentences[chunk], begin, exact=exact).compact())
+    return FeatureArrays.concatenate(parts) if len(parts) != 1 else parts[0]
 
 
 class _ChunkEncoder:
