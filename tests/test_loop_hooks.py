@@ -7,7 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-import torch
+from tiny_models import QuadraticModel
 
 from nertool.config import build_recipe
 from nertool.model.align import Feature
@@ -15,18 +15,6 @@ from nertool.train.loop import Loop, LoopHooks, evals_per_epoch, every_n_batches
 from nertool.train.runtime import time_is_up
 from nertool.train.settings import LoopSettings, loop_settings
 from nertool.workflows.pretrain import pretrain_settings
-
-
-class QuadraticModel(torch.nn.Module):
-    """A model whose loss pulls its one weight matrix towards zero: finite, cheap, deterministic."""
-
-    def __init__(self):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.ones(2, 2))
-        self.config = type("Config", (), {"pad_token_id": 0})()
-
-    def forward(self, input_ids, attention_mask, labels=None):
-        return type("Output", (), {"loss": (self.weight**2).sum()})()
 
 
 def _features(n: int) -> list[Feature]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import tiny_token_classifier
+from tiny_models import QuadraticModel, tiny_token_classifier
 
 from nertool.model.align import Feature
 from nertool.model.batching import FeatureCollator, padded_width, token_budget_training_batches
@@ -61,16 +61,6 @@ class CountingCollator(FeatureCollator):
         return batch
 
 
-class QuadraticModel(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.ones(2, 2))
-        self.config = type("Config", (), {"pad_token_id": 0})()
-
-    def forward(self, input_ids, attention_mask, labels=None):
-        return type("Output", (), {"loss": (self.weight**2).sum() * attention_mask.float().mean()})()
-
-
 def features_of(lengths: list[int]) -> list[Feature]:
     return [
         Feature(i, tuple([0] + [5] * (n - 2) + [2]), tuple(range(-1, n - 1)), 0, n - 2, tuple([1] * n))
@@ -84,7 +74,7 @@ def test_a_token_budget_run_trains_every_sentence_once_per_epoch(tmp_path: Path)
         epochs=2, batch_size=8, learning_rate=0.01, max_tokens_per_batch=128, pad_to_multiple_of=8
     )
     collator = CountingCollator(multiple=8)
-    loop = Loop(QuadraticModel(), features, settings, tmp_path, collator=collator)
+    loop = Loop(QuadraticModel(by_mask=True), features, settings, tmp_path, collator=collator)
     loop.run()
     assert sorted(collator.seen) == sorted(list(range(90)) * 2)
     assert max(collator.positions) <= 128
@@ -97,7 +87,8 @@ def test_a_non_finite_step_is_skipped_on_the_device_and_logged(tmp_path: Path, m
     log_path = tmp_path / "log.jsonl"
     settings = LoopSettings(epochs=1, batch_size=2, learning_rate=0.01, log_every=3, warmup_ratio=0.0)
     reporter = JsonlLogReporter(log_path, SilentReporter())
-    loop = Loop(QuadraticModel(), features_of([5] * 12), settings, tmp_path / "ck", reporter=reporter)
+    model = QuadraticModel(by_mask=True)
+    loop = Loop(model, features_of([5] * 12), settings, tmp_path / "ck", reporter=reporter)
     state = loop.run()
     records = [json.loads(line) for line in log_path.read_text().splitlines()]
     assert [r["step"] for r in records if "warning" in r] == [2]
@@ -155,7 +146,7 @@ def test_the_bucketed_device_side_run_matches_the_plain_loop(tmp_path: Path, mon
 def test_cuda_graphs_on_a_cpu_warn_once_and_run_eager(tmp_path: Path, caplog) -> None:
     settings = LoopSettings(epochs=1, batch_size=4, learning_rate=0.01, cuda_graphs=True)
     with caplog.at_level(logging.WARNING, logger="nertool"):
-        state = Loop(QuadraticModel(), features_of([4] * 8), settings, tmp_path).run()
+        state = Loop(QuadraticModel(by_mask=True), features_of([4] * 8), settings, tmp_path).run()
     warnings = [r.message for r in caplog.records if "cuda_graphs" in r.getMessage()]
     assert len(warnings) == 1 and state.step == 2
 

@@ -25,3 +25,23 @@ def tiny_token_classifier(*, vocab_size: int, hidden_size: int, num_labels: int,
         num_labels=num_labels,
     )
     return XLMRobertaForTokenClassification(config)
+
+
+class QuadraticModel(torch.nn.Module):
+    """A model whose loss pulls its one weight matrix towards zero: finite, cheap, deterministic.
+
+    With ``by_mask`` the loss is scaled by the batch's share of real positions, so it depends on
+    the batch (padding, bucket widths) as a real model's does.
+    """
+
+    def __init__(self, by_mask: bool = False):
+        super().__init__()
+        self.by_mask = by_mask
+        self.weight = torch.nn.Parameter(torch.ones(2, 2))
+        self.config = type("Config", (), {"pad_token_id": 0})()
+
+    def forward(self, input_ids: Any, attention_mask: Any, labels: Any = None) -> Any:
+        loss = (self.weight**2).sum()
+        if self.by_mask:
+            loss = loss * attention_mask.float().mean()
+        return type("Output", (), {"loss": loss})()
