@@ -180,6 +180,8 @@ class TrainConfig(_Section):
     max_grad_norm: float = Field(1.0, gt=0, allow_inf_nan=True)  # inf: no clipping; nan fails gt
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     group_by_length: bool = True
+    # Rows sorted together when grouping by length (the Trainer's group_by_length: 50 batches).
+    length_pool: int = Field(4096, ge=1)
     # Batches cut by padded subword positions instead of sentences (None: ``batch_size`` sentences);
     # the learning rate then follows the square-root rule (README, "The training loop").
     max_tokens_per_batch: int | None = Field(None, ge=16)

@@ -31,8 +31,9 @@ def flat(batches: list[list[int]]) -> list[int]:
 
 @pytest.mark.parametrize(("n", "batch_size"), [(0, 4), (1, 4), (7, 3), (100, 8), (1000, 16), (2001, 32)])
 @pytest.mark.parametrize("group", [True, False])
-def test_length_grouped_batches_cover_every_index_once(n: int, batch_size: int, group: bool) -> None:
-    batches = length_grouped_batches(random_lengths(n), batch_size, seed=1, epoch=0, group=group)
+@pytest.mark.parametrize("pool", [1, 50, 4096])  # smaller than a batch, a few batches, every row
+def test_length_grouped_batches_cover_every_index_once(n: int, batch_size: int, group: bool, pool: int) -> None:
+    batches = length_grouped_batches(random_lengths(n), batch_size, seed=1, epoch=0, group=group, pool=pool)
     assert sorted(flat(batches)) == list(range(n))
     assert all(1 <= len(batch) <= batch_size for batch in batches)
     assert sum(len(batch) < batch_size for batch in batches) <= 1
@@ -65,6 +66,31 @@ def test_grouping_reduces_padding() -> None:
     shuffled = padded(length_grouped_batches(lengths, 32, seed=0, epoch=0, group=False))
     assert sum(lengths) <= grouped < shuffled
     assert grouped < 1.1 * sum(lengths)
+
+
+def test_a_larger_length_pool_pads_less_and_still_shuffles() -> None:
+    """PAN-X-like lengths (short sentences dominate): the Trainer's 50-batch pool against 4,096 rows."""
+    rng = random.Random(7)
+    lengths = [min(80, 3 + int(rng.expovariate(1 / 15))) for _ in range(8000)]
+
+    def padding(pool: int, epoch: int = 0) -> float:
+        batches = length_grouped_batches(lengths, 32, seed=0, epoch=epoch, pool=pool)
+        return 1 - sum(lengths) / sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+    assert padding(4096) < 0.8 * padding(50 * 32)
+    wide = length_grouped_batches(lengths, 32, seed=0, epoch=0, pool=4096)
+    assert wide != length_grouped_batches(lengths, 32, seed=0, epoch=1, pool=4096)
+    first_lengths = [max(lengths[i] for i in b) for b in wide[:20]]
+    assert first_lengths != sorted(first_lengths)  # batch order is shuffled, not by length
+
+
+def test_length_pool_reaches_the_loop_settings_and_defaults_to_the_batching_constant() -> None:
+    from nertool.config import TrainConfig, build_recipe
+    from nertool.model.batching import LENGTH_POOL
+    from nertool.train.settings import loop_settings
+
+    assert TrainConfig().length_pool == LENGTH_POOL
+    assert loop_settings(build_recipe({"train": {"length_pool": 1600}})).length_pool == 1600
 
 
 # ---------------------------------------------------------------- token_budget_batches

@@ -16,20 +16,34 @@ import torch
 
 from nertool.model.align import IGNORE_INDEX, SPECIAL, Feature
 
+LENGTH_POOL = 4096  # rows sorted together by ``length_grouped_batches`` (``train.length_pool``)
+
 
 def length_grouped_batches(
-    lengths: Sequence[int], batch_size: int, seed: int, *, epoch: int, group: bool = True
+    lengths: Sequence[int],
+    batch_size: int,
+    seed: int,
+    *,
+    epoch: int,
+    group: bool = True,
+    pool: int = LENGTH_POOL,
 ) -> list[list[int]]:
     """Shuffled batches of indices; with ``group``, rows of similar length share a batch.
 
-    Indices are shuffled, cut into mega-batches of 50 batches, each sorted by length and cut
-    into batches; the batches are shuffled again so lengths do not follow a pattern.
+    Indices are shuffled, cut into pools of ``pool`` rows (at least one batch), each pool sorted
+    by length and cut into batches; the batches are shuffled again so lengths do not follow a
+    pattern. The Trainer's ``group_by_length`` sorts pools of 50 batches (1,600 rows at batch 32);
+    at PAN-X lengths (5-60 subwords, most under 20) a one-subword spread inside a batch is already
+    5-10 % padding, so a larger pool pads less: on 3,840 German sentences at batch 32, 7.8 % of
+    the positions are padding with 1,600-row pools and 3.3 % with 4,096 (README, "The training
+    loop", for the F1 measured with each). Ties are broken by the shuffle, so equal-length
+    batches still differ from epoch to epoch.
     """
     rng = random.Random(seed * 100_003 + epoch)
     order = list(range(len(lengths)))
     rng.shuffle(order)
     if group:
-        mega = batch_size * 50
+        mega = max(batch_size, pool)
         order = [
             i
             for start in range(0, len(order), mega)

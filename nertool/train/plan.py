@@ -32,7 +32,12 @@ class BatchPlan:
                 )
             else:
                 plan = length_grouped_batches(
-                    self.lengths, s.batch_size, s.seed, epoch=epoch, group=s.group_by_length
+                    self.lengths,
+                    s.batch_size,
+                    s.seed,
+                    epoch=epoch,
+                    group=s.group_by_length,
+                    pool=s.length_pool,
                 )
             self._cached = (epoch, plan)
         return self._cached[1]

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from nertool.config import Recipe
+from nertool.model.batching import LENGTH_POOL
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class LoopSettings:
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"
     group_by_length: bool = True
+    length_pool: int = LENGTH_POOL  # rows sorted together when grouping by length (``batching``)
     evals_per_epoch: int = 1
     log_every: int = 20
     early_stopping_patience: int | None = None
@@ -53,6 +55,7 @@ def loop_settings(recipe: Recipe, seed: int | None = None) -> LoopSettings:
         max_grad_norm=t.max_grad_norm,
         mixed_precision=t.mixed_precision,
         group_by_length=t.group_by_length,
+        length_pool=t.length_pool,
         max_tokens_per_batch=t.max_tokens_per_batch,
         pad_to_multiple_of=t.pad_to_multiple_of,
         cuda_graphs=t.cuda_graphs,
