@@ -1,7 +1,8 @@
 """Evaluation: word-level predictions of a model on labelled sentences, scored with seqeval.
 
-Predictions come from ``inference.predict_sentences`` (the same path ``predict`` uses), so a
-sentence gets the same tags whether it is evaluated or tagged. Scores are computed by
+Predictions come from ``inference`` (the same path ``predict`` uses), so a sentence gets the same
+tags whether it is evaluated or tagged; a run that scores the same splits at every evaluation point
+encodes them once (``SplitEncodings``). Scores are computed by
 ``analysis.score_block``: seqeval default (conlleval) mode for the headline ``f1``, strict IOB2
 beside it. A gold label the model does not know is an error, never a silent ``O``.
 """
@@ -15,7 +16,13 @@ from typing import Any
 from nertool.data.readers import Sentence
 from nertool.evaluate.scores import score_block
 from nertool.labels import LabelMap
-from nertool.model.inference import WordPrediction, predict_sentences, tags_of
+from nertool.model.inference import (
+    EncodedSentences,
+    WordPrediction,
+    encode_sentences,
+    predict_encoded,
+    tags_of,
+)
 from nertool.records import EvaluationRecord, LanguageScores
 
 
@@ -35,6 +42,36 @@ class SplitEvaluation:
         return [list(s.tags) for s in self.sentences]
 
 
+class SplitEncodings:
+    """The encoded sentences of each (language, split), made on first use and kept for the run.
+
+    Valid while the tokenizer, the model's window length and its label strategy stay as they were
+    (true through one training run: the scorer that owns it lives exactly as long). A split is
+    re-encoded when a different list of sentences is passed under the same name.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[str, str], tuple[Sequence[Sentence], EncodedSentences]] = {}
+        self.encoded = 0  # how many encodings were made (the rest were reused)
+
+    def of(
+        self,
+        model: Any,
+        tokenizer: Any,
+        sentences: Sequence[Sentence],
+        language: str,
+        split: str,
+        accelerator: Any,
+    ) -> EncodedSentences:
+        kept = self._kept.get((language, split))
+        if kept is not None and kept[0] is sentences:
+            return kept[1]
+        encoded = encode_sentences(model, tokenizer, [s.tokens for s in sentences], accelerator=accelerator)
+        self._kept[(language, split)] = (sentences, encoded)
+        self.encoded += 1
+        return encoded
+
+
 def evaluate_split(
     model: Any,
     tokenizer: Any,
@@ -45,10 +82,14 @@ def evaluate_split(
     split: str,
     accelerator: Any = None,
     where: str = "",
+    encodings: SplitEncodings | None = None,
 ) -> SplitEvaluation:
-    """Predict and score one split; ``where`` names the data in label errors."""
+    """Predict and score one split; ``where`` names the data in label errors; ``encodings`` keeps
+    the split's encoding for the next call."""
     label_map.check_covers((tag for s in sentences for tag in s.tags), where or f"{language}/{split}")
-    predictions = predict_sentences(model, tokenizer, [s.tokens for s in sentences], accelerator=accelerator)
+    memo = encodings or SplitEncodings()
+    encoded = memo.of(model, tokenizer, sentences, language, split, accelerator)
+    predictions = predict_encoded(model, encoded, pad_id=tokenizer.pad_token_id, accelerator=accelerator)
     predicted = tuple(tuple(tags_of(p, label_map.names)) for p in predictions)
     scores = score_block([s.tags for s in sentences], predicted)
     return SplitEvaluation(language, split, tuple(sentences), predicted, scores, _scores(predictions))

@@ -150,6 +150,60 @@ def _merge(
         yield WordPrediction(tuple(ids), tuple(scores))
 
 
+@dataclass(frozen=True)
+class EncodedSentences:
+    """One process's share of a sentence list, encoded for the model: what repeated scoring reuses.
+
+    Dev (and tracked test) sets are scored after every evaluation point of a run, with the same
+    tokenizer, window length and label strategy each time; encoding them once keeps tokenisation
+    out of every later evaluation (``evaluate.split.SplitEncodings``).
+    """
+
+    indices: tuple[int, ...]  # sentence positions this process predicts (every ``world``-th)
+    grouped: tuple[tuple[Feature, ...], ...]  # each of those sentences' windows
+    n_words: tuple[int, ...]
+    total: int  # sentences in the whole list (every process)
+
+
+def encode_sentences(
+    model: Any, tokenizer: Any, sentences: Sequence[Sequence[str]], *, accelerator: Any = None
+) -> EncodedSentences:
+    """This process's sentences as windows for ``model`` (its window length and label strategy)."""
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+    mine = tuple(range(rank, len(sentences), world))
+    grouped = encode(
+        [sentences[i] for i in mine],
+        tokenizer,
+        max_length=model_max_length(model, tokenizer),
+        strategy=label_strategy_of(model),
+    )
+    return EncodedSentences(
+        mine, tuple(tuple(g) for g in grouped), tuple(len(sentences[i]) for i in mine), len(sentences)
+    )
+
+
+def predict_encoded(
+    model: Any,
+    encoded: EncodedSentences,
+    *,
+    pad_id: int,
+    accelerator: Any = None,
+    max_tokens: int = 8192,
+    max_batch: int = 256,
+) -> list[WordPrediction]:
+    """Word predictions for every sentence of ``encoded``, gathered in order across processes."""
+    local = predict_features(
+        model, encoded.grouped, encoded.n_words, pad_id=pad_id, max_tokens=max_tokens, max_batch=max_batch
+    )
+    if accelerator is None or accelerator.num_processes == 1:
+        return local
+    from accelerate.utils import gather_object
+
+    pairs = gather_object(list(zip(encoded.indices, local, strict=True)))
+    ordered = dict(pairs)
+    return [ordered[i] for i in range(encoded.total)]
+
+
 def predict_sentences(
     model: Any,
     tokenizer: Any,
@@ -163,27 +217,15 @@ def predict_sentences(
 
     Each word is read at the piece the model was trained to label (``label_strategy_of``).
     """
-    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
-    mine = list(range(rank, len(sentences), world))
-    max_length = model_max_length(model, tokenizer)
-    grouped = encode(
-        [sentences[i] for i in mine], tokenizer, max_length=max_length, strategy=label_strategy_of(model)
-    )
-    local = predict_features(
+    encoded = encode_sentences(model, tokenizer, sentences, accelerator=accelerator)
+    return predict_encoded(
         model,
-        grouped,
-        [len(sentences[i]) for i in mine],
+        encoded,
         pad_id=tokenizer.pad_token_id,
+        accelerator=accelerator,
         max_tokens=max_tokens,
         max_batch=max_batch,
     )
-    if world == 1:
-        return local
-    from accelerate.utils import gather_object
-
-    pairs = gather_object(list(zip(mine, local, strict=True)))
-    ordered = dict(pairs)
-    return [ordered[i] for i in range(len(sentences))]
 
 
 def tags_of(prediction: WordPrediction, names: Sequence[str], fallback: str = "O") -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 from nertool.config import Recipe, dump_recipe
 from nertool.data.readers import Sentence
 from nertool.evaluate.report import seed_summary
-from nertool.evaluate.split import evaluate_split, mean_f1, metrics_document
+from nertool.evaluate.split import SplitEncodings, evaluate_split, mean_f1, metrics_document
 from nertool.files import write_json, write_text
 from nertool.labels import LabelMap
 from nertool.model.align import LabelStrategy, record_label_strategy
@@ -127,6 +127,7 @@ def _dev_scorer(
     dev, last) from the eval history without keeping every checkpoint.
     """
     selection = recipe.data.train_languages if recipe.train.select_on == "source_dev" else list(data.dev)
+    encodings = SplitEncodings()  # dev (and test) encoded at the first evaluation, reused after
 
     def score(model: Any) -> tuple[float, dict[str, Any]]:
         results = {
@@ -138,19 +139,22 @@ def _dev_scorer(
                 language=language,
                 split="validation",
                 accelerator=accelerator,
+                encodings=encodings,
             )
             for language, sentences in data.dev.items()
         }
         chosen = [results[lang] for lang in selection if lang in results] or list(results.values())
         details = {lang: round(r.scores["f1"], 4) for lang, r in results.items()}
         value = mean_f1(chosen) if recipe.train.select_on != "last" else float(len(details))
-        tracked = {"test_f1": _test_f1(model, data, tokenizer, accelerator)} if track_test else {}
+        tracked = {"test_f1": _test_f1(model, data, tokenizer, accelerator, encodings)} if track_test else {}
         return value, {"dev_f1": details, **tracked}
 
     return score
 
 
-def _test_f1(model: Any, data: TrainingData, tokenizer: Any, accelerator: Any) -> dict[str, float]:
+def _test_f1(
+    model: Any, data: TrainingData, tokenizer: Any, accelerator: Any, encodings: SplitEncodings
+) -> dict[str, float]:
     return {
         lang: evaluate_split(
             model,
@@ -160,6 +164,7 @@ def _test_f1(model: Any, data: TrainingData, tokenizer: Any, accelerator: Any) -
             language=lang,
             split="test",
             accelerator=accelerator,
+            encodings=encodings,
         ).scores["f1"]
         for lang, split in data.test.items()
     }
