@@ -204,7 +204,7 @@ def predict(
     encoding: opt.Encoding = "utf-8",
     batch_size: Annotated[
         int | None,
-        typer.Option(help="Most sentences in one batch (default: 256 on CPU, 1024 on CUDA).", min=1),
+        typer.Option(help="Most sentences in one batch (default: 32 on CPU, 1024 on CUDA).", min=1),
     ] = None,
     max_tokens: opt.DeviceMaxTokens = None,
     device: opt.Device = None,

@@ -48,15 +48,20 @@ CHUNK_UNITS = 2048
 class BatchLimits:
     """Most padded positions and most sentences in one forward pass, by device.
 
-    On CUDA a batch of 1,024 PAN-X sentences (~30 pieces each) in bf16 keeps the device busy; on a
-    CPU larger batches only cost memory (the work per token is the same).
+    On CUDA a batch of 1,024 PAN-X sentences (~30 pieces each) in bf16 keeps the device busy. On a
+    CPU the work per real token is the same at any batch size, so what counts is padding: a chunk's
+    sentences are sorted by length and cut into batches, and a batch of 256 consecutive sentences
+    of a 2,048-sentence chunk spans an eighth of the length range (18 % of its positions padding
+    on WikiANN de), one of 32 a sixty-fourth (6 %). Measured on 8,000 sentences, one thread,
+    ``scratch:small``: 24.6-25.5 s at 256, 21.8 s at 64, 32 and 16 (smaller matmuls start to cost
+    what less padding saves).
     """
 
     max_tokens: int
     max_batch: int
 
 
-CPU_LIMITS = BatchLimits(max_tokens=8192, max_batch=256)
+CPU_LIMITS = BatchLimits(max_tokens=8192, max_batch=32)
 CUDA_LIMITS = BatchLimits(max_tokens=65_536, max_batch=1024)
 
 
