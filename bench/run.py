@@ -18,8 +18,16 @@ from pathlib import Path
 
 from bench.harness import CACHE, DATA_ROOT, RESULTS, Options, render_table, set_threads, write_record
 
-SCENARIOS = ("training", "preprocessing", "inference", "memory", "training_memory", "gpu_train")
-CPU_SCENARIOS = SCENARIOS[:5]
+SCENARIOS = (
+    "training",
+    "preprocessing",
+    "inference",
+    "predict_whole_process",
+    "memory",
+    "training_memory",
+    "gpu_train",
+)
+CPU_SCENARIOS = SCENARIOS[:-1]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

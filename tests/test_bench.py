@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CPU_SCENARIOS = ("training", "preprocessing", "inference", "memory", "training_memory")
+CPU_SCENARIOS = ("training", "preprocessing", "inference", "predict_whole_process", "memory", "training_memory")
 REQUIRED = (
     "scenario", "machine", "unit", "baseline", "nertool", "ratio", "quality", "rows",
     "baseline_config", "repeats", "spread",
@@ -103,6 +103,20 @@ def test_inference_reports_tag_agreement_and_the_quantized_variant(results: Path
     assert set(quality["test_f1"]) == {"baseline", "nertool", "quantized"}
     int8 = next(row for row in record["rows"] if row["metric"].startswith("throughput int8 vs int8"))
     assert is_number(int8["ratio"]) and record["spread"]["int8"]["ratio"]["values"]
+    assert "fastest of" in record["baseline_config"]["batch_size"]
+
+
+@slow
+def test_predict_whole_process_tags_every_sentence_on_every_side(results: Path) -> None:
+    record = load(results, "predict_whole_process")
+    quality, settings = record["quality"], record["settings"]
+    assert set(quality["records_out"].values()) == {quality["sentences_in"]} and settings["sentences"] > 0
+    check = quality["first_subword_check"]
+    assert check["same_input_ids"] > 0 and check["same_first_subword_label"] == check["words"] > 0
+    assert settings["best_backend"] in ("nertool", "onnx") and record["nertool_name"].endswith(
+        "onnx" if settings["best_backend"] == "onnx" else "torch"
+    )
+    assert all(is_number(v) and v > 0 for v in settings["startup_s"].values())
     assert "fastest of" in record["baseline_config"]["batch_size"]
 
 
