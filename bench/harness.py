@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = REPO.parent / "shared" / "data"
@@ -31,6 +31,7 @@ SAMPLE = REPO / "nertool" / "resources" / "sample"
 CACHE = REPO / "bench" / ".cache"
 RESULTS = REPO / "bench" / "results"
 LANGUAGE = "de"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,14 @@ def load_split(source: str, split: str) -> list[Any]:
 
     corpus = load_corpus(source, [LANGUAGE], [split])
     return list(corpus.get(LANGUAGE, split) or [])
+
+
+def in_temporary_folder(prefix: str, body: Callable[[Path], T]) -> T:
+    """``body(folder)`` with a fresh temporary folder, deleted afterwards (exports, inputs, outputs)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        return body(Path(tmp))
 
 
 def cycled(items: Sequence[Any], n: int) -> list[Any]:

@@ -30,6 +30,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +39,21 @@ from bench.harness import (
     Options,
     Row,
     headline_spread,
+    in_temporary_folder,
     make_record,
     measure_alternating,
     stopwatch,
 )
 from bench.inference import (
+    PROBE,
+    PROBE_ROUNDS,
     bare_piece_words,
     best_batch_size,
     disagreement,
     first_subword_agreement,
     inference_sentences,
     nertool_tags,
+    onnx_available,
     pipeline_tags,
     test_f1,
 )
@@ -172,9 +177,7 @@ def commands(
 
 def export_for_onnx(run_dir: Path, folder: Path) -> Path | None:
     """An ONNX export of the run (not timed), or None when onnxruntime and its exporter are absent."""
-    import importlib.util
-
-    if any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxruntime", "onnxscript")):
+    if not onnx_available():
         return None
     from nertool.model.export import export_onnx
 
@@ -282,10 +285,7 @@ def rows_of(n: int, runs: dict[str, Any], startup: dict[str, float]) -> tuple[li
 
 
 def run(options: Options) -> dict[str, Any]:
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="nertool-bench-process-") as tmp:
-        return _run(options, Path(tmp))
+    return in_temporary_folder("nertool-bench-process-", partial(_run, options))
 
 
 def _run(options: Options, tmp: Path) -> dict[str, Any]:
@@ -304,9 +304,7 @@ def _run(options: Options, tmp: Path) -> dict[str, Any]:
     sides = commands(run_dir, export_for_onnx(run_dir, tmp), source, tmp, batch_size, threads)
     startup = startup_seconds(sides, tmp, sentences[0], env)
     repeats = 1 if options.quick else REPEATS
-    runs = measure_alternating(
-        [(side.name, lambda side=side: run_child(side, env)) for side in sides], repeats
-    )
+    runs = measure_alternating([(side.name, partial(run_child, side, env)) for side in sides], repeats)
     rows, best = rows_of(n, runs, startup)
     quality = quality_of(run_dir, sentences, n_test, {side.name: side.output for side in sides})
     rates = [[n / s for s in runs[name].seconds] for name in ("baseline", best)]
@@ -337,7 +335,8 @@ def _run(options: Options, tmp: Path) -> dict[str, Any]:
         ("python -m bench.pipeline_predict (transformers.pipeline)", f"nertool predict --backend {best}"),
         baseline_config={
             "aggregation_strategy": "first",
-            "batch_size": f"{batch_size} (fastest of {', '.join(map(str, sorted(probes)))})",
+            "batch_size": f"{batch_size} (fastest of {', '.join(map(str, sorted(probes)))}; "
+            f"best of {PROBE_ROUNDS} rounds on a {PROBE}-sentence probe)",
             "device": "cpu",
             "threads": threads,
         },

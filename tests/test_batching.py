@@ -32,7 +32,9 @@ def flat(batches: list[list[int]]) -> list[int]:
 @pytest.mark.parametrize(("n", "batch_size"), [(0, 4), (1, 4), (7, 3), (100, 8), (1000, 16), (2001, 32)])
 @pytest.mark.parametrize("group", [True, False])
 @pytest.mark.parametrize("pool", [1, 50, 4096])  # smaller than a batch, a few batches, every row
-def test_length_grouped_batches_cover_every_index_once(n: int, batch_size: int, group: bool, pool: int) -> None:
+def test_length_grouped_batches_cover_every_index_once(
+    n: int, batch_size: int, group: bool, pool: int
+) -> None:
     batches = length_grouped_batches(random_lengths(n), batch_size, seed=1, epoch=0, group=group, pool=pool)
     assert sorted(flat(batches)) == list(range(n))
     assert all(1 <= len(batch) <= batch_size for batch in batches)

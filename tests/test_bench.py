@@ -20,7 +20,14 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CPU_SCENARIOS = ("training", "preprocessing", "inference", "predict_whole_process", "memory", "training_memory")
+CPU_SCENARIOS = (
+    "training",
+    "preprocessing",
+    "inference",
+    "predict_whole_process",
+    "memory",
+    "training_memory",
+)
 REQUIRED = (
     "scenario", "machine", "unit", "baseline", "nertool", "ratio", "quality", "rows",
     "baseline_config", "repeats", "spread",
