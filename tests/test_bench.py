@@ -19,15 +19,9 @@ from typing import Any
 
 import pytest
 
+from bench.run import CPU_SCENARIOS  # every scenario make bench runs on a CPU
+
 ROOT = Path(__file__).resolve().parents[1]
-CPU_SCENARIOS = (
-    "training",
-    "preprocessing",
-    "inference",
-    "predict_whole_process",
-    "memory",
-    "training_memory",
-)
 REQUIRED = (
     "scenario", "machine", "unit", "baseline", "nertool", "ratio", "quality", "rows",
     "baseline_config", "repeats", "spread",
