@@ -185,17 +185,9 @@ def export_for_onnx(run_dir: Path, folder: Path) -> Path | None:
     return folder / "onnx"
 
 
-def startup_seconds(
-    sides: Sequence[Command], folder: Path, sentence: Any, env: dict[str, str]
-) -> dict[str, float]:
+def startup_seconds(sides: Sequence[Command], env: dict[str, str]) -> dict[str, float]:
     """Each side on a one-sentence input: interpreter, imports and model load, nearly nothing else."""
-    tiny = folder / "one.conll"
-    write_conll(tiny, [sentence])
-    timed = {}
-    for side in sides:
-        argv = tuple(str(tiny) if a == str(folder / "input.conll") else a for a in side.argv)
-        timed[side.name] = round(run_child(Command(side.name, argv, side.output), env), 3)
-    return timed
+    return {side.name: round(run_child(side, env), 3) for side in sides}
 
 
 # ---------------------------------------------------------------- quality
@@ -226,14 +218,13 @@ def quality_of(
 ) -> dict[str, Any]:
     from nertool.model import load_tokenizer
 
-    pipeline_rows = read_jsonl(outputs["baseline"])
-    torch_rows = read_jsonl(outputs["nertool"])
-    counts = {name: len(read_jsonl(path)) for name, path in outputs.items()}
+    rows = {name: read_jsonl(path) for name, path in outputs.items()}
+    counts = {name: len(records) for name, records in rows.items()}
     base_tags = [
         pipeline_tags(row["entities"], *word_bounds(s.tokens))
-        for row, s in zip(pipeline_rows, sentences, strict=True)
+        for row, s in zip(rows["baseline"], sentences, strict=True)
     ]
-    ours = [Tagged(row["tags"]) for row in torch_rows]
+    ours = [Tagged(row["tags"]) for row in rows["nertool"]]
     our_tags = [nertool_tags(t.tags) for t in ours]
     bare = bare_piece_words(load_tokenizer(str(run_dir)), sentences)
     gold = sentences[:n_test]
@@ -248,7 +239,7 @@ def quality_of(
         "test_f1": {"baseline": test_f1(gold, base_tags), "nertool": test_f1(gold, our_tags)},
     }
     if "onnx" in outputs:
-        onnx_tags = [row["tags"] for row in read_jsonl(outputs["onnx"])]
+        onnx_tags = [row["tags"] for row in rows["onnx"]]
         same = sum(
             a == b
             for x, y in zip(onnx_tags, [t.tags for t in ours], strict=True)
@@ -301,8 +292,11 @@ def _run(options: Options, tmp: Path) -> dict[str, Any]:
     write_conll(source, sentences)
     threads = torch.get_num_threads()
     env = child_env(threads)
-    sides = commands(run_dir, export_for_onnx(run_dir, tmp), source, tmp, batch_size, threads)
-    startup = startup_seconds(sides, tmp, sentences[0], env)
+    onnx_dir = export_for_onnx(run_dir, tmp)
+    sides = commands(run_dir, onnx_dir, source, tmp, batch_size, threads)
+    one = tmp / "one.conll"
+    write_conll(one, sentences[:1])
+    startup = startup_seconds(commands(run_dir, onnx_dir, one, tmp, batch_size, threads), env)
     repeats = 1 if options.quick else REPEATS
     runs = measure_alternating([(side.name, partial(run_child, side, env)) for side in sides], repeats)
     rows, best = rows_of(n, runs, startup)
