@@ -12,8 +12,8 @@ from nertool.model.batching import (
     FeatureCollator,
     collate,
     length_grouped_batches,
+    padded_inputs,
     token_budget_batches,
-    word_id_tensor,
 )
 
 
@@ -165,6 +165,18 @@ def test_feature_collator_matches_collate() -> None:
     assert all(torch.equal(got[key], expected[key]) for key in expected)
 
 
-def test_word_id_tensor_pads_with_special() -> None:
-    features = [feature([0, 10, 2], None), feature([0, 11, 12, 2], None)]
-    assert word_id_tensor(features).tolist() == [[SPECIAL, 0, SPECIAL, SPECIAL], [SPECIAL, 0, 1, SPECIAL]]
+def test_padded_inputs_are_the_torch_batch_as_int64_arrays() -> None:
+    """The ONNX backend feeds ``padded_inputs``; torch batches hold the same values."""
+    features = [
+        feature([0, 10, 2], [IGNORE_INDEX, 1, IGNORE_INDEX]),
+        feature([0, 11, 12, 2], [IGNORE_INDEX, 3, 4, IGNORE_INDEX]),
+    ]
+    arrays = padded_inputs(features, pad_id=7, multiple=8)
+    assert {key: array.dtype.name for key, array in arrays.items()} == dict.fromkeys(
+        ("input_ids", "attention_mask", "labels"), "int64"
+    )
+    assert arrays["input_ids"].tolist() == [[0, 10, 2] + [7] * 5, [0, 11, 12, 2] + [7] * 4]
+    assert arrays["attention_mask"].sum(axis=1).tolist() == [3, 4]
+    assert arrays["labels"][0].tolist() == [IGNORE_INDEX, 1] + [IGNORE_INDEX] * 6
+    tensors = collate(features, pad_id=7, multiple=8)
+    assert all(tensors[key].tolist() == arrays[key].tolist() for key in arrays)

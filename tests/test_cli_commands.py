@@ -176,7 +176,7 @@ def test_predict(monkeypatch, tmp_path):
         [
             "predict", "runs/x", "a.txt", "b.txt", "-o", out, "--input-format", "text",
             "--output-format", "conll", "--doc-per-file", "--encoding", "latin-1", "--batch-size", "8",
-            "--max-tokens", "512", "--device", "cpu", "--quantize", "--backend", "onnx",
+            "--max-tokens", "512", "--device", "cpu", "--quantize", "--backend", "onnx", "--threads", "3",
         ]
     )  # fmt: skip
     args, kwargs = stub.call
@@ -186,6 +186,7 @@ def test_predict(monkeypatch, tmp_path):
         "device": "cpu",
         "quantize": True,
         "backend": "onnx",
+        "threads": 3,
         "max_tokens": 512,
         "batch_size": 8,
         "input_format": "text",

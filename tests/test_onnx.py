@@ -205,3 +205,149 @@ def test_prefetch_keeps_order_raises_in_order_and_stops_its_worker() -> None:
         if item == 3:
             break
     assert closed == [True]  # the consumer stopped early: the worker closed the generator
+
+
+# ------------------------------------------------------------- the torch-free ONNX path
+
+WATCHED = ("torch", "transformers")
+CHILD = """
+import sys
+from nertool.cli.commands import main
+sys.argv = ["nertool", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as done:
+    code = done.code
+print("LOADED", [name for name in {watched!r} if name in sys.modules])
+"""
+
+
+def run_cli_child(*argv: str) -> str:
+    import subprocess
+    import sys
+
+    code = CHILD.format(watched=WATCHED)
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_onnx_predict_never_imports_torch_or_transformers(exported: Path, tmp_path: Path) -> None:
+    """Most of a predict process's start-up was importing these; the ONNX path needs neither."""
+    text = tmp_path / "in.conll"
+    text.write_text("Angela\nMerkel\nbesuchte\nParis\n\nZürich\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    printed = run_cli_child("predict", str(exported / "onnx"), str(text), "-o", str(out), "--backend", "onnx")
+    assert "LOADED []" in printed
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["tags"] for r in records] == tags_of_words(
+        exported, [["Angela", "Merkel", "besuchte", "Paris"], ["Zürich"]]
+    )
+
+
+def tags_of_words(run: Path, sentences: list[list[str]]) -> list[list[str]]:
+    return [list(t) for t in Tagger.load(run, device="cpu", backend="torch").tag_words(sentences)]
+
+
+def test_the_manifest_tokenizer_is_the_one_transformers_loads(exported: Path) -> None:
+    from nertool.model.build import load_tokenizer
+    from nertool.model.features import encode, flatten
+    from nertool.model.onnx_backend import load_rust_tokenizer
+
+    folder = exported / "onnx"
+    record = json.loads((folder / MANIFEST).read_text())["tokenizer"]
+    rust, loaded = load_rust_tokenizer(folder, record), load_tokenizer(str(folder))
+    assert rust is not None and len(rust) == len(loaded) and rust.pad_token_id == loaded.pad_token_id
+    words = [list(s) for s in SENTENCES] + [["", " ", "\u200b", "x\u0301", "ＡＢＣ", "ǅ"]]
+    assert [f.input_ids for f in flatten(encode(words, rust, max_length=64))] == [
+        f.input_ids for f in flatten(encode(words, loaded, max_length=64))
+    ]
+    for token in ("▁", "<unk>", "no-such-piece-anywhere"):
+        assert rust.convert_tokens_to_ids(token) == loaded.convert_tokens_to_ids(token)
+
+
+def test_a_tokenizer_file_that_would_tokenize_otherwise_is_not_trusted(
+    exported: Path, tmp_path: Path
+) -> None:
+    """Where transformers' tokenizer differs from its tokenizer.json, its own backend is saved beside it."""
+    from tokenizers import Tokenizer, normalizers
+
+    from nertool.model.build import load_tokenizer
+    from nertool.model.onnx_backend import RUST_TOKENIZER, rust_tokenizer_record
+
+    folder = tmp_path / "copy"
+    shutil.copytree(exported / "onnx", folder)
+    tokenizer = load_tokenizer(str(folder))
+    assert rust_tokenizer_record(tokenizer, folder)["file"] == "tokenizer.json"
+    tokenizer.backend_tokenizer.normalizer = normalizers.Lowercase()
+    record = rust_tokenizer_record(tokenizer, folder)
+    assert record["file"] == RUST_TOKENIZER
+    saved = Tokenizer.from_file(str(folder / RUST_TOKENIZER))
+    assert saved.encode("ABC Paris").ids == tokenizer.backend_tokenizer.encode("ABC Paris").ids
+
+
+def test_an_export_without_a_tokenizer_entry_still_loads(exported: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "older"
+    shutil.copytree(exported / "onnx", folder)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    del manifest["tokenizer"]
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    assert tags(folder, backend="onnx") == tags(exported, backend="torch")
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda m, c: m["tokenizer"].update(file="../../../etc/passwd"), "tokenizer entry is damaged"),
+        (lambda m, c: m["tokenizer"].update(pad_token_id="1"), "tokenizer entry is damaged"),
+        (lambda m, c: m["tokenizer"].update(file="missing.json"), "not a loadable tokenizer"),
+        (lambda m, c: c.update(max_position_embeddings="514"), "not a positive integer"),
+        (lambda m, c: c.update(vocab_size=True), "not a positive integer"),
+        (lambda m, c: c.pop("id2label"), "no id2label"),
+        (lambda m, c: c.update(id2label={"0": "O", "5": "B-PER"}), "not the numbers"),
+        (lambda m, c: c.update(model_type="evil"), None),  # read as data: nothing is built from it
+    ],
+)
+def test_a_damaged_export_is_one_line(
+    exported: Path, tmp_path: Path, damage: Any, message: str | None
+) -> None:
+    folder = tmp_path / "damaged"
+    shutil.copytree(exported / "onnx", folder)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    config = json.loads((folder / "config.json").read_text())
+    damage(manifest, config)
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    (folder / "config.json").write_text(json.dumps(config))
+    if message is None:
+        assert tags(folder, backend="onnx") == tags(exported, backend="torch")
+        return
+    with pytest.raises(ModelError, match=message):
+        Tagger.load(folder, device="cpu", backend="onnx")
+
+
+def test_a_tokenizer_file_that_is_not_a_tokenizer_is_one_line(exported: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "garbled"
+    shutil.copytree(exported / "onnx", folder)
+    (folder / "tokenizer.json").write_text('{"version": "1.0", "model": 7}')
+    with pytest.raises(ModelError, match="not a loadable tokenizer"):
+        Tagger.load(folder, device="cpu", backend="onnx")
+
+
+def test_threads_reach_the_backend_that_computes(exported: Path) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        onnx = Tagger.load(exported, device="cpu", backend="onnx", threads=2)
+        assert onnx.model.get_session_options().intra_op_num_threads == 2
+        Tagger.load(exported, device="cpu", backend="torch", threads=1)
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(3)  # no count given: the ONNX session follows torch's
+        assert (
+            Tagger.load(exported, device="cpu", backend="onnx")
+            .model.get_session_options()
+            .intra_op_num_threads
+            == 3
+        )
+    finally:
+        torch.set_num_threads(before)

@@ -221,8 +221,7 @@ def predict(
     from nertool.cli import render
     from nertool.workflows import predict as prediction
 
-    opt.use_threads(threads)
-    with boundary.errors():
+    with boundary.errors():  # threads go to the backend that computes (the ONNX one never loads torch)
         to_file = not opt.is_stdout(output)
         summary = prediction.predict_files(
             model,
@@ -233,6 +232,7 @@ def predict(
             max_tokens=max_tokens,
             batch_size=batch_size,
             backend=backend,
+            threads=threads,
             input_format=input_format,
             output_format=output_format,
             text_mode="file" if doc_per_file else text_mode,

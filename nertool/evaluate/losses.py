@@ -29,7 +29,6 @@ from nertool.model.align import (
     LabelStrategy,
     merge_word_values,
 )
-from nertool.model.batching import collate
 from nertool.model.features import encode, flatten
 from nertool.model.inference import forward_batches, model_max_length
 
@@ -45,8 +44,8 @@ def feature_losses(
     """Loss and predicted id of every position of every feature (loss NaN where nothing is labelled)."""
     outputs: list[_FeatureOutput] = [([], [], [])] * len(features)
     batches = forward_batches(model, features, pad_id, max_tokens=max_tokens, max_batch=max_batch)
-    for indices, logits in batches:
-        labels = collate([features[i] for i in indices], pad_id)["labels"].to(logits.device)  # (batch, seq)
+    for indices, batch, logits in batches:
+        labels = torch.from_numpy(batch["labels"]).to(logits.device)  # (batch, seq)
         losses = torch.nn.functional.cross_entropy(
             logits.transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none"
         ).masked_fill(labels == IGNORE_INDEX, float("nan"))  # (batch, seq)

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
-from nertool.model.align import IGNORE_INDEX, SPECIAL, Feature
+from nertool.model.align import IGNORE_INDEX, Feature
+
+if TYPE_CHECKING:  # torch is imported where a torch batch is made: the ONNX path never loads it
+    import torch
+
+Inputs = dict[str, np.ndarray]
+"""A padded batch as int64 arrays (batch, seq): ``input_ids``, ``attention_mask`` and, when every
+feature has them, ``labels``. Torch batches (``collate``) share this memory."""
 
 LENGTH_POOL = 4096  # rows sorted together by ``length_grouped_batches`` (``train.length_pool``)
 
@@ -105,31 +112,32 @@ def token_budget_training_batches(
     return batches
 
 
-def collate(features: Sequence[Feature], pad_id: int, *, multiple: int = 1) -> dict[str, torch.Tensor]:
+def padded_inputs(features: Sequence[Feature], pad_id: int, *, multiple: int = 1) -> Inputs:
     """Pad a list of features to the longest one, rounded up to ``multiple`` (so that batch
     shapes repeat: kernels and CUDA graphs are reused); labels only when every feature has them."""
     width = padded_width(max(len(f) for f in features), multiple)
-    input_ids = torch.full((len(features), width), pad_id, dtype=torch.long)  # (batch, seq)
-    attention = torch.zeros((len(features), width), dtype=torch.long)  # (batch, seq)
+    input_ids = np.full((len(features), width), pad_id, dtype=np.int64)  # (batch, seq)
+    attention = np.zeros((len(features), width), dtype=np.int64)  # (batch, seq)
     for row, feature in enumerate(features):
-        input_ids[row, : len(feature)] = torch.tensor(feature.input_ids)
+        input_ids[row, : len(feature)] = feature.input_ids
         attention[row, : len(feature)] = 1
     batch = {"input_ids": input_ids, "attention_mask": attention}
     if all(f.labels is not None for f in features):
-        labels = torch.full((len(features), width), IGNORE_INDEX, dtype=torch.long)  # (batch, seq)
+        labels = np.full((len(features), width), IGNORE_INDEX, dtype=np.int64)  # (batch, seq)
         for row, feature in enumerate(features):
-            labels[row, : len(feature)] = torch.tensor(feature.labels)
+            labels[row, : len(feature)] = feature.labels  # type: ignore[assignment]
         batch["labels"] = labels
     return batch
 
 
-def word_id_tensor(features: Sequence[Feature]) -> torch.Tensor:
-    """Word ids padded with ``SPECIAL``: (batch, seq)."""
-    width = max(len(f) for f in features)
-    word_ids = torch.full((len(features), width), SPECIAL, dtype=torch.long)
-    for row, feature in enumerate(features):
-        word_ids[row, : len(feature)] = torch.tensor(feature.word_ids)
-    return word_ids
+def collate(features: Sequence[Feature], pad_id: int, *, multiple: int = 1) -> dict[str, torch.Tensor]:
+    """``padded_inputs`` as torch tensors (the same memory): what the training loop and losses take."""
+    import torch
+
+    return {
+        key: torch.from_numpy(array)
+        for key, array in padded_inputs(features, pad_id, multiple=multiple).items()
+    }
 
 
 class FeatureCollator:

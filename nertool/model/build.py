@@ -150,13 +150,17 @@ def read_folder_json(file: Path) -> dict[str, Any]:
     return data
 
 
-def check_local_folder(folder: Path, trust_remote_code: bool, tokenizer_only: bool = False) -> None:
+def check_local_folder(
+    folder: Path, trust_remote_code: bool, tokenizer_only: bool = False, *, built_by_transformers: bool = True
+) -> None:
     """Refuse a local folder that is unreadable or would run its own Python, before transformers.
 
     transformers imports a folder's ``.py`` files when its config has an ``auto_map`` (or a
     ``model_type`` it does not know), and when not told otherwise asks on standard input
     whether to do so, so piped input could answer "y". Checked here, no transformers code
     path gets the chance; a hub id (no such folder) is left to ``trust_remote_code=False``.
+    ``built_by_transformers=False`` is for folders whose config nertool only reads as data (an
+    ONNX export): an ``auto_map`` is still refused, the ``model_type`` is not looked up.
     """
     if not folder.is_dir():
         return
@@ -165,22 +169,26 @@ def check_local_folder(folder: Path, trust_remote_code: bool, tokenizer_only: bo
         configs["tokenizer_config.json"] = read_folder_json(folder / "tokenizer_config.json")
     if not trust_remote_code:
         for name, config in configs.items():
-            refuse_remote_code(folder, name, config)
+            refuse_remote_code(folder, name, config, known_types=built_by_transformers)
 
 
-def refuse_remote_code(folder: Path, name: str, config: dict[str, Any]) -> None:
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
-
+def refuse_remote_code(folder: Path, name: str, config: dict[str, Any], *, known_types: bool = True) -> None:
     model_type = config.get("model_type")
     if "auto_map" in config:
         why = f"{name} has an auto_map (Python code in the folder)"
-    elif name == "config.json" and isinstance(model_type, str) and model_type not in CONFIG_MAPPING_NAMES:
+    elif known_types and name == "config.json" and isinstance(model_type, str) and not _built_in(model_type):
         why = f"{name} has model_type {model_type!r}, not built into transformers (its code is in the folder)"
     else:
         return
     raise ModelError(
         f"{folder}: {why}; nertool does not run a model folder's code unless a recipe sets {REMOTE_CODE_KEY}"
     )
+
+
+def _built_in(model_type: str) -> bool:
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    return model_type in CONFIG_MAPPING_NAMES
 
 
 def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bool = False) -> Any:

@@ -26,13 +26,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from nertool import __version__
 from nertool.errors import DataError, ModelError, first_line
 from nertool.files import output_folder, replace_folder, write_json
-from nertool.model.batching import collate
-from nertool.model.build import load_trained, resolve_model_dir
+from nertool.model.batching import Inputs, padded_inputs
+from nertool.model.build import load_tokenizer, load_trained, resolve_model_dir
 from nertool.model.features import encode, flatten
 from nertool.model.inference import model_max_length, torch_forward
 from nertool.model.onnx_backend import (
@@ -42,7 +43,9 @@ from nertool.model.onnx_backend import (
     OUTPUT,
     OnnxForward,
     export_folder,
+    load_rust_tokenizer,
     require,
+    rust_tokenizer_record,
     session,
 )
 
@@ -72,6 +75,7 @@ class ExportResult:
     max_abs_logit_diff: float
     tolerance: float
     int8_tag_agreement: float | None
+    tokenizer: dict[str, Any] | None = None  # the Rust tokenizer predict loads (``rust_tokenizer_record``)
     nertool_version: str = __version__
 
     def to_json(self) -> dict[str, Any]:
@@ -108,7 +112,7 @@ def _build(
     source: Path,
     target: Path,
     folder: Path,
-    batches: Sequence[dict[str, torch.Tensor]],
+    batches: Sequence[Inputs],
     quantize: bool,
 ) -> ExportResult:
     """Trace, verify, (quantise) and copy the model's other files into ``folder``."""
@@ -136,6 +140,7 @@ def _build(
         max_abs_logit_diff=float(diff),
         tolerance=TOLERANCE,
         int8_tag_agreement=agreement,
+        tokenizer=checked_rust_tokenizer(folder, model),
     )
 
 
@@ -152,16 +157,31 @@ def check_target(target: Path, source: Path, overwrite: bool) -> None:
     output_folder(target.parent, create=False)
 
 
-def check_batches(model: Any, tokenizer: Any) -> list[dict[str, torch.Tensor]]:
+def checked_rust_tokenizer(folder: Path, model: Any) -> dict[str, Any] | None:
+    """The manifest's tokenizer entry, kept only if the Rust tokenizer it names encodes the check
+    sentences exactly as the transformers tokenizer of the exported folder does (else None:
+    predict then loads the tokenizer through transformers)."""
+    loaded = load_tokenizer(str(folder))
+    record = rust_tokenizer_record(loaded, folder)
+    rust = load_rust_tokenizer(folder, record)
+
+    def inputs(tokenizer: Any) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+        grouped = encode(list(CHECK_SENTENCES), tokenizer, max_length=model_max_length(model, tokenizer))
+        return [(f.input_ids, f.word_ids) for f in flatten(grouped)]
+
+    return record if rust is not None and inputs(rust) == inputs(loaded) else None
+
+
+def check_batches(model: Any, tokenizer: Any) -> list[Inputs]:
     """The fixed sentences as the predict path feeds them: first the example the graph is traced
     with (two padded rows), then all of them padded together, then one alone (batch 1)."""
     grouped = encode(list(CHECK_SENTENCES), tokenizer, max_length=model_max_length(model, tokenizer))
     features = flatten(grouped)
     pad = tokenizer.pad_token_id
-    return [collate(features[:2], pad), collate(features, pad), collate(features[1:2], pad)]
+    return [padded_inputs(features[:2], pad), padded_inputs(features, pad), padded_inputs(features[1:2], pad)]
 
 
-def trace(model: Any, example: dict[str, torch.Tensor], file: Path) -> None:
+def trace(model: Any, example: Inputs, file: Path) -> None:
     """Write the graph of ``model`` (inputs ``input_ids``, ``attention_mask``; output ``logits``)."""
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     axes = {name: {0: batch, 1: sequence} for name in INPUTS}
@@ -169,7 +189,7 @@ def trace(model: Any, example: dict[str, torch.Tensor], file: Path) -> None:
         with quiet():
             program = torch.onnx.export(
                 _LogitsOnly(model),
-                tuple(example[name] for name in INPUTS),
+                tuple(torch.from_numpy(example[name]) for name in INPUTS),
                 input_names=list(INPUTS),
                 output_names=[OUTPUT],
                 opset_version=OPSET,
@@ -213,21 +233,17 @@ def quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _real(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return batch["attention_mask"].bool()  # (batch, seq): real positions, padding left out
+def _real(batch: Inputs) -> np.ndarray:
+    return batch["attention_mask"].astype(bool)  # (batch, seq): real positions, padding left out
 
 
-def max_difference(
-    forward: OnnxForward, batches: Sequence[dict[str, torch.Tensor]], expected: Sequence[torch.Tensor]
-) -> float:
+def max_difference(forward: OnnxForward, batches: Sequence[Inputs], expected: Sequence[np.ndarray]) -> float:
     """Largest absolute logit difference at real positions over ``batches``."""
-    diffs = [(forward(b) - e).abs()[_real(b)].max().item() for b, e in zip(batches, expected, strict=True)]
+    diffs = [np.abs(forward(b) - e)[_real(b)].max() for b, e in zip(batches, expected, strict=True)]
     return float(max(diffs))
 
 
-def tag_agreement(
-    forward: OnnxForward, batches: Sequence[dict[str, torch.Tensor]], expected: Sequence[torch.Tensor]
-) -> float:
+def tag_agreement(forward: OnnxForward, batches: Sequence[Inputs], expected: Sequence[np.ndarray]) -> float:
     """Share of real positions where the graph's best label is the torch model's."""
     same = total = 0
     for batch, logits in zip(batches, expected, strict=True):

@@ -13,13 +13,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
 from nertool.model.align import Feature, label_strategy_of, merge_word_values
-from nertool.model.batching import collate, token_budget_batches
+from nertool.model.batching import Inputs, padded_inputs, token_budget_batches
 from nertool.model.features import encode, flatten
+
+if TYPE_CHECKING:  # imported where a torch model runs: the ONNX backend never loads torch
+    import torch
 
 
 @dataclass(frozen=True)
@@ -37,14 +40,20 @@ def model_max_length(model: Any, tokenizer: Any, cap: int = 512) -> int:
     return max(8, min(cap, positions, declared))
 
 
-Forward = Callable[[dict[str, torch.Tensor]], torch.Tensor]
-"""The backend seam: one collated batch (``input_ids``, ``attention_mask``: (batch, seq)) → float
-logits (batch, seq, num_labels) on the CPU side of the caller. A torch model (``torch_forward``)
-and an ONNX Runtime session (``nertool.model.onnx_backend``) both take this shape."""
+Forward = Callable[[Inputs], np.ndarray]
+"""The backend seam: one padded batch (int64 ``input_ids``, ``attention_mask``: (batch, seq)) →
+float32 logits (batch, seq, num_labels) as a host array. A torch model (``torch_forward``) and
+an ONNX Runtime session (``nertool.model.onnx_backend``) both take this shape, so everything
+around the forward pass is numpy and the ONNX backend runs without importing torch."""
 
 
 def torch_forward(model: Any) -> Forward:
     """The forward pass of a torch token classifier, on the device its parameters live on."""
+    return partial(_host_logits, torch_logits(model))
+
+
+def torch_logits(model: Any) -> Callable[[Inputs], torch.Tensor]:
+    """The model's float logits (batch, seq, num_labels), left on its device (losses use them there)."""
     device = next(model.parameters()).device
     return partial(_logits, model, device=device)
 
@@ -62,33 +71,57 @@ def evaluating(model: Any) -> Iterator[None]:
 
 def forward_batches(
     model: Any, features: Sequence[Feature], pad_id: int, *, max_tokens: int = 8192, max_batch: int = 256
-) -> Iterator[tuple[list[int], torch.Tensor]]:
-    """The one batched forward pass of a torch model: ``(feature indices, float logits)`` per batch.
+) -> Iterator[tuple[list[int], Inputs, torch.Tensor]]:
+    """The one batched forward pass of a torch model: ``(feature indices, padded batch, float
+    logits on the model's device)`` per batch.
 
     The model runs in eval mode and is put back as it was (see ``batched_logits``).
     """
     with evaluating(model):
         yield from batched_logits(
-            torch_forward(model), features, pad_id, max_tokens=max_tokens, max_batch=max_batch
+            torch_logits(model), features, pad_id, max_tokens=max_tokens, max_batch=max_batch
         )
 
 
 def batched_logits(
-    forward: Forward, features: Sequence[Feature], pad_id: int, *, max_tokens: int, max_batch: int
-) -> Iterator[tuple[list[int], torch.Tensor]]:
-    """``(feature indices, float logits)`` per batch, whichever backend ``forward`` is.
+    forward: Callable[[Inputs], Any],
+    features: Sequence[Feature],
+    pad_id: int,
+    *,
+    max_tokens: int,
+    max_batch: int,
+) -> Iterator[tuple[list[int], Inputs, Any]]:
+    """``(feature indices, padded batch, logits)`` per batch, whichever backend ``forward`` is.
 
     Batches are length-sorted and token-budgeted; logits are (batch, seq, num_labels), padded to
     the batch's longest feature.
     """
     for indices in token_budget_batches([len(f) for f in features], max_tokens, max_batch):
-        yield indices, forward(collate([features[i] for i in indices], pad_id))
+        batch = padded_inputs([features[i] for i in indices], pad_id)
+        yield indices, batch, forward(batch)
 
 
-@torch.inference_mode()
-def _logits(model: Any, batch: dict[str, torch.Tensor], device: Any) -> torch.Tensor:
-    inputs = {key: batch[key].to(device) for key in ("input_ids", "attention_mask")}
-    return model(**inputs).logits.float()  # (batch, seq, num_labels)
+def _logits(model: Any, batch: Inputs, device: Any) -> torch.Tensor:
+    import torch
+
+    with torch.inference_mode():
+        inputs = {key: torch.from_numpy(batch[key]).to(device) for key in ("input_ids", "attention_mask")}
+        return model(**inputs).logits.float()  # (batch, seq, num_labels)
+
+
+def _host_logits(logits_of: Callable[[Inputs], torch.Tensor], batch: Inputs) -> np.ndarray:
+    return logits_of(batch).cpu().numpy()
+
+
+def best_of(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(argmax id, its softmax probability) at every position of (batch, seq, num_labels) logits.
+
+    The probability is 1 / sum(exp(logit - max)): the softmax of the winning label without
+    computing the others'.
+    """
+    top = logits.max(axis=-1, keepdims=True)
+    probabilities = 1.0 / np.exp(logits - top).sum(axis=-1)
+    return logits.argmax(axis=-1), probabilities
 
 
 def _best_labels(
@@ -97,8 +130,8 @@ def _best_labels(
     """(argmax ids, max probabilities) per feature."""
     outputs: list[tuple[list[int], list[float]]] = [([], [])] * len(features)
     batches = batched_logits(forward, features, pad_id, max_tokens=max_tokens, max_batch=max_batch)
-    for batch_indices, logits in batches:
-        probs, ids = torch.softmax(logits, dim=-1).max(dim=-1)  # (batch, seq) each
+    for batch_indices, _, logits in batches:
+        ids, probs = best_of(logits)  # (batch, seq) each
         id_rows, prob_rows = ids.tolist(), probs.tolist()  # one conversion per batch, not two per row
         for row, index in enumerate(batch_indices):
             length = len(features[index])

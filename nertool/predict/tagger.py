@@ -19,13 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
-import torch
-
 from nertool.errors import ModelError
 from nertool.files import refuse_inputs_as_output
 from nertool.labels import LabelMap
 from nertool.model.align import Feature, label_strategy_of
-from nertool.model.build import load_trained
 from nertool.model.features import encode
 from nertool.model.inference import Forward, model_max_length, predict_with, tags_of, torch_forward
 from nertool.model.onnx_backend import ONNX_FILE, Backend, export_folder, find_export, load_exported
@@ -65,16 +62,28 @@ CPU_LIMITS = BatchLimits(max_tokens=8192, max_batch=32)
 CUDA_LIMITS = BatchLimits(max_tokens=65_536, max_batch=1024)
 
 
-def pick_device(device: str | None) -> torch.device:
-    """``--device`` if given, else the GPU when there is one."""
+def pick_device(device: str | None, backend: Backend = "torch") -> str:
+    """``--device`` if given, else the CPU for the ONNX backend (without loading torch to ask) and
+    the GPU for the others when there is one."""
     if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return device
+    if backend == "onnx":
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def device_type(device: str) -> str:
+    """``cuda`` of ``cuda:1``: what the batch limits and the backend choice go by."""
+    return device.split(":", 1)[0]
 
 
 def quantize(model: Any) -> Any:
     """Dynamic int8 Linear layers: about 2× faster CPU inference for a small F1 cost."""
     import warnings
+
+    import torch
 
     with warnings.catch_warnings():  # torch announces a future move of quantized tensors
         warnings.simplefilter("ignore", UserWarning)
@@ -133,26 +142,30 @@ class Tagger:
         *,
         backend: Backend = "torch",
         prefetch: bool | None = None,
+        threads: int | None = None,
     ) -> Tagger:
         """A run (or model, or ONNX) folder's tagger; ``backend="auto"`` takes ONNX where an export exists.
 
         Batch limits default by device (``CUDA_LIMITS``, ``CPU_LIMITS``); ``prefetch`` (tokenise the
-        next chunk while the model runs this one) defaults to on for CUDA only.
+        next chunk while the model runs this one) defaults to on for CUDA only. ``threads``: torch
+        is set to that many (torch backend) or the ONNX session gets them; None leaves torch as
+        it is and gives an ONNX session torch's count. The ONNX backend on the CPU never imports
+        torch, which is most of a ``predict`` process's start-up.
         """
-        target = pick_device(device)
+        target = pick_device(device, backend)
         chosen = choose_backend(backend, run_dir, target, quantized)
         if chosen == "onnx":
-            engine, tokenizer, labels = _onnx_engine(run_dir, quantized)
+            engine, tokenizer, labels = _onnx_engine(run_dir, quantized, threads)
         else:
-            engine, tokenizer, labels = _torch_engine(run_dir, target, quantized)
-        limits = CUDA_LIMITS if target.type == "cuda" else CPU_LIMITS
+            engine, tokenizer, labels = _torch_engine(run_dir, target, quantized, threads)
+        limits = CUDA_LIMITS if device_type(target) == "cuda" else CPU_LIMITS
         return cls(
             engine,
             tokenizer,
             labels,
             max_tokens or limits.max_tokens,
             max_batch or limits.max_batch,
-            prefetch if prefetch is not None else target.type == "cuda",
+            prefetch if prefetch is not None else device_type(target) == "cuda",
         )
 
     @property
@@ -266,11 +279,11 @@ def _documents(value: Any, method: str, wanted: str, *, item: Callable[[Any], bo
     return list(value)
 
 
-def choose_backend(backend: Backend, run_dir: str | Path, device: torch.device, quantized: bool) -> str:
+def choose_backend(backend: Backend, run_dir: str | Path, device: str, quantized: bool) -> str:
     """``torch`` or ``onnx``: ``auto`` takes ONNX only on CPU, with an export and onnxruntime at hand."""
     if backend == "torch":
         return "torch"
-    if device.type != "cpu":
+    if device_type(device) != "cpu":
         if backend == "onnx":
             raise ModelError(
                 f"the ONNX backend runs on the CPU, not {device}; use --device cpu or --backend torch"
@@ -287,11 +300,21 @@ def _has_onnxruntime() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def _torch_engine(run_dir: str | Path, target: torch.device, quantized: bool) -> tuple[Engine, Any, LabelMap]:
-    """The torch model on ``target``: int8 Linear layers on CPU with ``quantized``, bf16 on CUDA."""
+def _torch_engine(
+    run_dir: str | Path, device: str, quantized: bool, threads: int | None
+) -> tuple[Engine, Any, LabelMap]:
+    """The torch model on ``device``: int8 Linear layers on CPU with ``quantized``, bf16 on CUDA."""
+    import torch
+
+    from nertool.model.build import load_trained
+    from nertool.threads import set_threads
+
     if (Path(run_dir) / ONNX_FILE).is_file():
         raise ModelError(f"{run_dir}: an ONNX export (model.onnx, no torch weights); use --backend onnx")
+    if threads is not None:
+        set_threads(threads)
     model, tokenizer, labels = load_trained(run_dir)
+    target = torch.device(device)
     model.to(target)
     if quantized and target.type == "cpu":
         model = quantize(model)
@@ -301,10 +324,11 @@ def _torch_engine(run_dir: str | Path, target: torch.device, quantized: bool) ->
     return Engine("torch", torch_forward(model), model.config, model), tokenizer, labels
 
 
-def _onnx_engine(run_dir: str | Path, quantized: bool) -> tuple[Engine, Any, LabelMap]:
+def _onnx_engine(run_dir: str | Path, quantized: bool, threads: int | None) -> tuple[Engine, Any, LabelMap]:
     """The ONNX export of ``run_dir`` (or ``run_dir`` itself, an ONNX folder) on ONNX Runtime.
 
-    The session gets as many intra-op threads as torch has, so both backends use the same cores.
+    The session gets ``threads`` intra-op threads, else as many as torch has (so both backends
+    use the same cores), else, with torch not loaded, nertool's thread policy.
     """
     folder = find_export(run_dir, quantized)
     if folder is None:
@@ -314,9 +338,19 @@ def _onnx_engine(run_dir: str | Path, quantized: bool) -> tuple[Engine, Any, Lab
             f"{run_dir}: no ONNX export ({expected} not found); run "
             f"nertool export {run_dir} --format onnx{flag} first, or use --backend torch"
         )
-    exported = load_exported(folder, torch.get_num_threads(), quantized)
+    exported = load_exported(folder, threads or _torch_threads(), quantized)
     engine = Engine("onnx", exported.forward, exported.config, exported.forward.session)
     return engine, exported.tokenizer, exported.labels
+
+
+def _torch_threads() -> int:
+    """torch's thread count where torch is loaded (it is not imported for this), else the policy's."""
+    import sys
+
+    from nertool.threads import chosen_threads
+
+    torch = sys.modules.get("torch")
+    return int(torch.get_num_threads()) if torch is not None else chosen_threads()
 
 
 def chunks(units: Iterator[Unit], size: int) -> Iterator[list[Unit]]:

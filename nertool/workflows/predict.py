@@ -15,6 +15,7 @@ from nertool.model.onnx_backend import Backend
 from nertool.predict import tagger as tagging
 from nertool.predict.readers import expand_inputs
 from nertool.predict.tagger import PredictSummary, Tagger
+from nertool.threads import chosen_threads
 
 Progress = Callable[[], AbstractContextManager[Callable[[int], None]]]
 
@@ -33,6 +34,7 @@ def predict_files(
     max_tokens: int | None = None,
     batch_size: int | None = None,
     backend: Backend = "torch",
+    threads: int | None = None,
     input_format: str = "auto",
     output_format: str = "jsonl",
     text_mode: str = "line",
@@ -41,11 +43,13 @@ def predict_files(
 ) -> PredictSummary:
     """Tag every unit of ``inputs`` with the model of a run (or model, or ONNX) folder into ``output``.
 
-    ``max_tokens`` and ``batch_size`` default by device (``tagger.CPU_LIMITS``, ``CUDA_LIMITS``).
+    ``max_tokens`` and ``batch_size`` default by device (``tagger.CPU_LIMITS``, ``CUDA_LIMITS``);
+    ``threads`` by nertool's policy (``nertool.threads``), given to whichever backend computes.
     """
     expand_inputs(inputs)  # a missing or repeated input fails before the model loads
     refuse_inputs_as_output(inputs, output)  # before the model loads
-    tagger = Tagger.load(model, device, quantize, max_tokens, batch_size, backend=backend)
+    count = chosen_threads(threads)
+    tagger = Tagger.load(model, device, quantize, max_tokens, batch_size, backend=backend, threads=count)
     with (progress or _no_progress)() as advance:
         return tagging.predict_files(
             tagger,
