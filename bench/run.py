@@ -20,6 +20,7 @@ from bench.harness import CACHE, DATA_ROOT, RESULTS, Options, render_table, set_
 
 SCENARIOS = (
     "training",
+    "training_bf16",
     "preprocessing",
     "inference",
     "predict_whole_process",

@@ -6,7 +6,9 @@ batches (``train_sampling_strategy="group_by_length"``, built in) and its defaul
 (``tokenize_and_align_labels`` + ``DataCollatorForTokenClassification``). Both sides get the
 same model config and the *same initial weights* (one ``state_dict`` copied into each run), the
 same sentences, batch size, optimizer steps, learning rate, warm-up, weight decay, clipping,
-fp32 on CPU, and the same thread count. The sides alternate (Trainer, loop, Trainer, loop, ...)
+precision and thread count: fp32 here, bf16 autocast in ``bench.training_bf16`` (the Trainer's
+``bf16=True`` against the loop's ``train.mixed_precision = "bf16"``). The sides alternate
+(Trainer, loop, Trainer, loop, ...)
 ``REPEATS`` times; the record reports medians with the spread and per-repeat ratios.
 
 Measured: sentences/s and real (non-padding) tokens/s over ``Trainer.train()`` / ``Loop.run()``,
@@ -50,10 +52,11 @@ REPEATS = 3
 BASELINE_CONFIG = {
     "train_sampling_strategy": "group_by_length",
     "optim": "adamw_torch_fused (Trainer default)",
-    "precision": "fp32 (CPU)",
     "dataloader": "main process, no pinned memory (CPU)",
 }
+PRECISION_CONFIG = {"fp32": "fp32 (CPU)", "bf16": "bf16=True (CPU autocast)"}
 MIN_STEPS = 50
+FP32_STEP_COST = 1.7  # an fp32 step in bf16 steps on an AVX-512 BF16 core: sizes the fp32 reference runs
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Plan:
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
     seed: int = 42
+    precision: str = "fp32"  # or "bf16": CPU autocast on both sides
 
     @property
     def train_sentences(self) -> int:
@@ -126,6 +130,7 @@ class Side:
     counter: CountingCollator
     mean_loss: float
     model: Any
+    precision: str  # what the side's accelerator actually ran ("no" or "bf16")
 
 
 # ---------------------------------------------------------------- the two sides
@@ -154,12 +159,15 @@ def train_with_trainer(model: Any, tokenizer: Any, dataset: Any, plan: Plan, fol
         disable_tqdm=True,
         dataloader_pin_memory=False,
         train_sampling_strategy="group_by_length",
+        bf16=plan.precision == "bf16",
     )
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=counter)
     trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict
     with PeakMemory() as memory, stopwatch() as watch:
         output = trainer.train()
-    return Side(watch.seconds, memory.growth_mb, counter, float(output.training_loss), trainer.model)
+    precision = str(trainer.accelerator.mixed_precision)
+    loss = float(output.training_loss)
+    return Side(watch.seconds, memory.growth_mb, counter, loss, trainer.model, precision)
 
 
 def train_with_loop(model: Any, features: Sequence[Any], plan: Plan, folder: Path) -> Side:
@@ -178,6 +186,7 @@ def train_with_loop(model: Any, features: Sequence[Any], plan: Plan, folder: Pat
         max_steps=plan.steps,
         seed=plan.seed,
         log_every=10**9,
+        mixed_precision="bf16" if plan.precision == "bf16" else "no",
     )
     counter = CountingCollator(FeatureCollator(model.config.pad_token_id))
     reporter = LossReporter()
@@ -185,9 +194,9 @@ def train_with_loop(model: Any, features: Sequence[Any], plan: Plan, folder: Pat
     with PeakMemory() as memory, stopwatch() as watch:
         loop.run()
     mean_loss = sum(reporter.losses) / max(1, len(reporter.losses))
-    return Side(
-        watch.seconds, memory.growth_mb, counter, mean_loss, loop.accelerator.unwrap_model(loop.model)
-    )
+    model = loop.accelerator.unwrap_model(loop.model)
+    precision = str(loop.accelerator.mixed_precision)
+    return Side(watch.seconds, memory.growth_mb, counter, mean_loss, model, precision)
 
 
 # ---------------------------------------------------------------- setup and quality
@@ -242,7 +251,9 @@ def prepare(plan: Plan, options: Options) -> dict[str, Any]:
     }
 
 
-def seconds_per_step(model: Any, tokenizer: Any, dataset: Any, batch_size: int) -> float:
+def seconds_per_step(
+    model: Any, tokenizer: Any, dataset: Any, batch_size: int, precision: str = "fp32"
+) -> float:
     """Median forward + backward time of a typical length-grouped batch: the estimate that sizes the run.
 
     Both sides train on length-grouped batches, so the probe batch is one of them: the middle batch
@@ -255,21 +266,24 @@ def seconds_per_step(model: Any, tokenizer: Any, dataset: Any, batch_size: int) 
     middle = max(0, len(pool) // 2 - batch_size // 2)
     rows = [dataset[i] for i in pool[middle : middle + batch_size]]
     batch = DataCollatorForTokenClassification(tokenizer)(rows)
+    import torch
+
     times = []
     for _ in range(3):
-        with stopwatch() as watch:
+        with stopwatch() as watch, torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
             model(**batch).loss.backward()
         times.append(watch.seconds)
     return sorted(times)[1]
 
 
-def fit_to_budget(plan: Plan, step_s: float, budget_s: float) -> Plan:
-    """As many steps (a multiple of 10, at most the plan's) as fit both runs in ``budget_s``.
+def fit_to_budget(plan: Plan, step_s: float, budget_s: float, runs_per_repeat: float = 2.0) -> Plan:
+    """As many steps (a multiple of 10, at most the plan's) as fit every run in ``budget_s``
+    (``runs_per_repeat`` runs of ``step_s`` steps per repeat).
 
     The probe's forward + backward stands in for a whole step of either side (the optimizer step
     adds a few per cent, the probe's first-call costs take about as much off).
     """
-    steps = int(budget_s / (2 * REPEATS) / step_s) // 10 * 10
+    steps = int(budget_s / (runs_per_repeat * REPEATS) / step_s) // 10 * 10
     return replace(plan, steps=max(MIN_STEPS, min(plan.steps, steps)))
 
 
@@ -353,7 +367,7 @@ def settings_of(plan: Plan, planned: Plan, step_s: float, options: Options, sour
         "estimated_step_s": round(step_s, 4),
         "budget_s": None if options.quick else BUDGET_S,
         "data": source,
-        "precision": "fp32",
+        "precision": plan.precision,
         "device": "cpu",
         "baseline_sampling": "length-grouped (train_sampling_strategy=group_by_length)",
         "nertool_sampling": "length-grouped, 4,096-row pools (Loop default, train.length_pool)",
@@ -366,11 +380,22 @@ def settings_of(plan: Plan, planned: Plan, step_s: float, options: Options, sour
 
 
 def run(options: Options) -> dict[str, Any]:
-    planned = plan_for(options)
+    return compare(options, SCENARIO, "fp32")
+
+
+def compare(
+    options: Options, scenario: str, precision: str, *, fp32_reference: bool = False
+) -> dict[str, Any]:
+    """Trainer against loop at ``precision``, alternating; with ``fp32_reference`` the loop also
+    runs in fp32 in every repeat, so the record says what the precision itself is worth."""
+    planned = replace(plan_for(options), precision=precision)
     ready = prepare(planned, options)
     model, tokenizer, initial = ready["model"], ready["tokenizer"], ready["initial"]
-    step_s = seconds_per_step(fresh_copy(model, initial), tokenizer, ready["dataset"], planned.batch_size)
-    plan = planned if options.quick else fit_to_budget(planned, step_s, BUDGET_S)
+    step_s = seconds_per_step(
+        fresh_copy(model, initial), tokenizer, ready["dataset"], planned.batch_size, precision
+    )
+    runs_per_repeat = 2.0 + (FP32_STEP_COST if fp32_reference else 0.0)
+    plan = planned if options.quick else fit_to_budget(planned, step_s, BUDGET_S, runs_per_repeat)
     repeats = 1 if options.quick else REPEATS
     dataset, features = first_sentences(ready, plan.train_sentences)
     starts: list[bool] = []  # per timed run: did its model start from ``initial``?
@@ -380,34 +405,54 @@ def run(options: Options) -> dict[str, Any]:
         starts.append(same_weights(copy_.state_dict(), initial))
         return copy_
 
+    sides: list[tuple[str, Callable[[], Side]]] = [
+        ("baseline", lambda: train_with_trainer(start(), tokenizer, dataset, plan, Path(tmp) / "trainer")),
+        ("nertool", lambda: train_with_loop(start(), features, plan, Path(tmp) / "loop")),
+    ]
+    if fp32_reference:
+        fp32 = replace(plan, precision="fp32")
+        sides.append(("fp32", lambda: train_with_loop(start(), features, fp32, Path(tmp) / "loop-fp32")))
     with tempfile.TemporaryDirectory(prefix="nertool-bench-") as tmp:
-        runs = measure_alternating(
-            [
-                (
-                    "baseline",
-                    lambda: train_with_trainer(start(), tokenizer, dataset, plan, Path(tmp) / "trainer"),
-                ),
-                ("nertool", lambda: train_with_loop(start(), features, plan, Path(tmp) / "loop")),
-            ],
-            repeats,
-        )
-    identical = all(starts) and len(starts) == 2 * repeats
+        runs = measure_alternating(sides, repeats)
+    identical = all(starts) and len(starts) == len(sides) * repeats
     base, ours = list(runs["baseline"].results), list(runs["nertool"].results)
     names = (
         "transformers.Trainer, group_by_length, fused AdamW (example preprocessing)",
         "nertool.train.loop.Loop (Accelerate, length-grouped batches, 4,096-row pools)",
     )
     quality = quality_of(base[-1], ours[-1], identical, ready)
-    settings = settings_of(plan, planned, step_s, options, ready["source"])
+    quality["precision_run"] = {"baseline": base[-1].precision, "nertool": ours[-1].precision}
+    rows = rows_of(base, ours, flops_per_token(model))
     rates = [[s.counter.sentences / s.seconds for s in side] for side in (base, ours)]
+    spread = headline_spread(rates[0], rates[1], "sentences/s")
+    if fp32_reference:
+        reference = list(runs["fp32"].results)
+        quality["dev_f1"]["nertool_fp32"] = dev_f1(
+            reference[-1].model, tokenizer, ready["label_map"], ready["dev"]
+        )
+        quality["precision_run"]["nertool_fp32"] = reference[-1].precision
+        rows.append(precision_row(reference, ours, precision))
+        spread[f"fp32_to_{precision}"] = headline_spread(
+            [s.counter.sentences / s.seconds for s in reference], rates[1], "sentences/s"
+        )["ratio"]
     return make_record(
-        SCENARIO,
+        scenario,
         options,
-        rows_of(base, ours, flops_per_token(model)),
+        rows,
         quality,
-        settings,
+        settings_of(plan, planned, step_s, options, ready["source"]),
         names,
-        baseline_config=BASELINE_CONFIG,
+        baseline_config={**BASELINE_CONFIG, "precision": PRECISION_CONFIG[precision]},
         repeats=repeats,
-        spread=headline_spread(rates[0], rates[1], "sentences/s"),
+        spread=spread,
+    )
+
+
+def precision_row(fp32: Sequence[Side], other: Sequence[Side], precision: str) -> Row:
+    """The loop at ``precision`` against the same loop in fp32 (medians over the repeats)."""
+    return Row(
+        f"loop throughput, fp32 -> {precision} (median)",
+        "sentences/s",
+        statistics.median(s.counter.sentences / s.seconds for s in fp32),
+        statistics.median(s.counter.sentences / s.seconds for s in other),
     )

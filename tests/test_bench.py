@@ -96,6 +96,20 @@ def test_training_starts_both_sides_from_the_same_weights_and_steps(results: Pat
 
 
 @slow
+def test_training_bf16_runs_both_sides_in_bf16_beside_the_loop_in_fp32(results: Path) -> None:
+    record = load(results, "training_bf16")
+    quality, native = record["quality"], record["settings"]["native_bf16"]
+    assert record["baseline_config"]["precision"].startswith("bf16=True")
+    assert quality["identical_initial_weights"] is True
+    loop = "bf16" if native else "no"  # without the instructions the loop says fp32 and runs it
+    assert quality["precision_run"] == {"baseline": "bf16", "nertool": loop, "nertool_fp32": "no"}
+    assert set(quality["dev_f1"]) == {"baseline", "nertool", "nertool_fp32"}
+    rows = record["rows"]
+    reference = next(row for row in rows if row["metric"].startswith("loop throughput, fp32 -> bf16"))
+    assert is_number(reference["ratio"]) and record["spread"]["fp32_to_bf16"]["values"]
+
+
+@slow
 def test_inference_reports_tag_agreement_and_the_quantized_variant(results: Path) -> None:
     record = load(results, "inference")
     quality = record["quality"]
