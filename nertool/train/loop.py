@@ -42,6 +42,7 @@ from nertool.errors import NertoolError, TrainingError
 from nertool.model.arrays import lengths_of
 from nertool.model.batching import FeatureCollator
 from nertool.threads import tokenizer_threads_off
+from nertool.train.cpu_kernels import cpu_training_kernels
 from nertool.train.plan import BatchPlan
 from nertool.train.reporters import JsonlLogReporter, Reporter, SilentReporter, trim_log
 from nertool.train.runtime import (
@@ -245,7 +246,9 @@ class Loop:
     def run(self) -> LoopState:
         self._run_started, self._timed_out = time.perf_counter(), False
         self.reporter.start(self.total, self.state.step)
-        with stop_on_signals() as stop, tokenizer_threads_off():
+        cpu = self.accelerator.device.type == "cpu"
+        model = self.accelerator.unwrap_model(self.model)
+        with stop_on_signals() as stop, tokenizer_threads_off(), cpu_training_kernels(model, enabled=cpu):
             while not self._finished():
                 self._run_epoch(stop)
         self._read_tally()
