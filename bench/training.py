@@ -8,8 +8,11 @@ same model config and the *same initial weights* (one ``state_dict`` copied into
 same sentences, batch size, optimizer steps, learning rate, warm-up, weight decay, clipping,
 precision and thread count: fp32 here, bf16 autocast in ``bench.training_bf16`` (the Trainer's
 ``bf16=True`` against the loop's ``train.mixed_precision = "bf16"``). The sides alternate
-(Trainer, loop, Trainer, loop, ...)
-``REPEATS`` times; the record reports medians with the spread and per-repeat ratios.
+(Trainer, loop, ...) ``REPEATS`` times; the record reports medians with the spread and per-repeat
+ratios. The Trainer keeps transformers' default sdpa attention; the same Trainer with eager
+attention runs beside it as a reference, because on CPU the loop trains with its own dropout
+and eager attention kernels (``nertool.train.cpu_kernels``) and eager attention is a switch a
+Trainer user has too.
 
 Measured: sentences/s and real (non-padding) tokens/s over ``Trainer.train()`` / ``Loop.run()``,
 achieved model FLOP/s (6 × non-embedding parameters × real tokens / s, the usual estimate), the
@@ -74,6 +77,7 @@ class Plan:
     max_grad_norm: float = 1.0
     seed: int = 42
     precision: str = "fp32"  # or "bf16": CPU autocast on both sides
+    attention: str = "sdpa"  # the Trainer's attention implementation (transformers' default)
 
     @property
     def train_sentences(self) -> int:
@@ -140,6 +144,7 @@ def train_with_trainer(model: Any, tokenizer: Any, dataset: Any, plan: Plan, fol
     """``transformers.Trainer`` with length grouping and fused AdamW; no evaluation, logging or saving."""
     from transformers import DataCollatorForTokenClassification, PrinterCallback, Trainer, TrainingArguments
 
+    model.config._attn_implementation = plan.attention
     counter = CountingCollator(DataCollatorForTokenClassification(tokenizer))
     args = TrainingArguments(
         output_dir=str(folder),
@@ -374,7 +379,8 @@ def settings_of(plan: Plan, planned: Plan, step_s: float, options: Options, sour
         "baseline_optimizer": "Trainer default (adamw_torch_fused)",
         "nertool_optimizer": "torch.optim.AdamW, fused where the device has it",
         "repeats": REPEATS if not options.quick else 1,
-        "order": "alternating: Trainer, loop, Trainer, loop, ...",
+        "order": "alternating in every repeat: Trainer, loop, Trainer with eager attention (loop in fp32)",
+        "nertool_kernels": "CPU: nertool.train.cpu_kernels (integer-draw dropout, eager training attention)",
         "timed": "Trainer.train() / Loop.run() only (the Loop's end-of-run checkpoint included)",
     }
 
@@ -386,19 +392,26 @@ def run(options: Options) -> dict[str, Any]:
 def compare(
     options: Options, scenario: str, precision: str, *, fp32_reference: bool = False
 ) -> dict[str, Any]:
-    """Trainer against loop at ``precision``, alternating; with ``fp32_reference`` the loop also
-    runs in fp32 in every repeat, so the record says what the precision itself is worth."""
+    """Trainer against loop at ``precision``, alternating.
+
+    A third side, in every repeat, is the Trainer with eager attention: on CPU the loop trains
+    with its own dropout and eager attention (``nertool.train.cpu_kernels``), and a Trainer user
+    can switch to eager attention too, so the record says how much of the ratio that one switch
+    would take back. With ``fp32_reference`` the loop also runs in fp32, so the record says what
+    the precision itself is worth.
+    """
     planned = replace(plan_for(options), precision=precision)
     ready = prepare(planned, options)
     model, tokenizer, initial = ready["model"], ready["tokenizer"], ready["initial"]
     step_s = seconds_per_step(
         fresh_copy(model, initial), tokenizer, ready["dataset"], planned.batch_size, precision
     )
-    runs_per_repeat = 2.0 + (FP32_STEP_COST if fp32_reference else 0.0)
+    runs_per_repeat = 3.0 + (FP32_STEP_COST if fp32_reference else 0.0)
     plan = planned if options.quick else fit_to_budget(planned, step_s, BUDGET_S, runs_per_repeat)
     repeats = 1 if options.quick else REPEATS
     dataset, features = first_sentences(ready, plan.train_sentences)
     starts: list[bool] = []  # per timed run: did its model start from ``initial``?
+    eager = replace(plan, attention="eager")
 
     def start() -> Any:
         copy_ = fresh_copy(model, initial)
@@ -408,6 +421,7 @@ def compare(
     sides: list[tuple[str, Callable[[], Side]]] = [
         ("baseline", lambda: train_with_trainer(start(), tokenizer, dataset, plan, Path(tmp) / "trainer")),
         ("nertool", lambda: train_with_loop(start(), features, plan, Path(tmp) / "loop")),
+        ("eager", lambda: train_with_trainer(start(), tokenizer, dataset, eager, Path(tmp) / "eager")),
     ]
     if fp32_reference:
         fp32 = replace(plan, precision="fp32")
@@ -425,6 +439,21 @@ def compare(
     rows = rows_of(base, ours, flops_per_token(model))
     rates = [[s.counter.sentences / s.seconds for s in side] for side in (base, ours)]
     spread = headline_spread(rates[0], rates[1], "sentences/s")
+    eager_runs = list(runs["eager"].results)
+    quality["dev_f1"]["baseline_eager"] = dev_f1(
+        eager_runs[-1].model, tokenizer, ready["label_map"], ready["dev"]
+    )
+    quality["precision_run"]["baseline_eager"] = eager_runs[-1].precision
+    eager_rates = [s.counter.sentences / s.seconds for s in eager_runs]
+    rows.append(
+        Row(
+            "throughput against the Trainer with eager attention (median)",
+            "sentences/s",
+            statistics.median(eager_rates),
+            statistics.median(rates[1]),
+        )
+    )
+    spread["baseline_eager"] = headline_spread(eager_rates, rates[1], "sentences/s")["ratio"]
     if fp32_reference:
         reference = list(runs["fp32"].results)
         quality["dev_f1"]["nertool_fp32"] = dev_f1(
@@ -442,7 +471,11 @@ def compare(
         quality,
         settings_of(plan, planned, step_s, options, ready["source"]),
         names,
-        baseline_config={**BASELINE_CONFIG, "precision": PRECISION_CONFIG[precision]},
+        baseline_config={
+            **BASELINE_CONFIG,
+            "precision": PRECISION_CONFIG[precision],
+            "attention": "sdpa (transformers default); eager as a reference side",
+        },
         repeats=repeats,
         spread=spread,
     )

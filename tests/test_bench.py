@@ -92,7 +92,8 @@ def test_training_starts_both_sides_from_the_same_weights_and_steps(results: Pat
     quality = record["quality"]
     assert quality["identical_initial_weights"] is True
     assert quality["steps"]["baseline"] == quality["steps"]["nertool"] == record["settings"]["steps"]
-    assert set(quality["dev_f1"]) == {"baseline", "nertool"}
+    assert set(quality["dev_f1"]) == {"baseline", "nertool", "baseline_eager"}
+    assert record["spread"]["baseline_eager"]["values"]  # the Trainer with eager attention beside it
 
 
 @slow
@@ -102,8 +103,9 @@ def test_training_bf16_runs_both_sides_in_bf16_beside_the_loop_in_fp32(results: 
     assert record["baseline_config"]["precision"].startswith("bf16=True")
     assert quality["identical_initial_weights"] is True
     loop = "bf16" if native else "no"  # without the instructions the loop says fp32 and runs it
-    assert quality["precision_run"] == {"baseline": "bf16", "nertool": loop, "nertool_fp32": "no"}
-    assert set(quality["dev_f1"]) == {"baseline", "nertool", "nertool_fp32"}
+    runs = {"baseline": "bf16", "nertool": loop, "nertool_fp32": "no", "baseline_eager": "bf16"}
+    assert quality["precision_run"] == runs
+    assert set(quality["dev_f1"]) == set(runs)
     rows = record["rows"]
     reference = next(row for row in rows if row["metric"].startswith("loop throughput, fp32 -> bf16"))
     assert is_number(reference["ratio"]) and record["spread"]["fp32_to_bf16"]["values"]
