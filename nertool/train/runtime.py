@@ -64,7 +64,7 @@ def cpu_has_native_bf16() -> bool:
 def cpu_precision(requested: str, *, native_bf16: bool | None = None) -> str:
     """The mixed precision a CPU run gets for ``train.mixed_precision = requested``.
 
-    bf16 autocast runs on CPUs with bf16 matrix instructions, where it trains 1.55x faster than
+    bf16 autocast runs on CPUs with bf16 matrix instructions, where it trains 1.63x faster than
     fp32 (``scratch:small`` on an AVX-512 BF16 core, ``bench/results/training_bf16.json``); on
     other CPUs bf16 is emulated and slower than fp32, and fp16 autocast has no fast CPU kernels
     anywhere, so those runs stay in fp32 and say so instead of silently ignoring the setting.
