@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import torch
 from test_loop_lean import LossReporter, labelled_features
+from tiny_models import tiny_token_classifier
 
 from nertool.train import cpu_kernels
 from nertool.train.cpu_kernels import ATTENTION, FastDropout, cpu_training_kernels, dropout_mask, fast_dropout
@@ -22,23 +23,8 @@ from nertool.train.loop import Loop, LoopSettings
 
 
 def dropout_classifier(p: float = 0.1, seed: int = 0) -> Any:
-    """A two-layer XLM-R token classifier with dropout everywhere (the tiny test model has none)."""
-    from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification
-
-    torch.manual_seed(seed)
-    config = XLMRobertaConfig(
-        vocab_size=60,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=80,
-        hidden_dropout_prob=p,
-        attention_probs_dropout_prob=p,
-        pad_token_id=1,
-        num_labels=3,
-    )
-    return XLMRobertaForTokenClassification(config)
+    """The tiny two-layer XLM-R token classifier with dropout ``p`` everywhere."""
+    return tiny_token_classifier(vocab_size=60, hidden_size=16, num_labels=3, seed=seed, dropout=p)
 
 
 def padded_batch() -> dict[str, torch.Tensor]:

@@ -8,7 +8,9 @@ from typing import Any
 import torch
 
 
-def tiny_token_classifier(*, vocab_size: int, hidden_size: int, num_labels: int, seed: int = 0) -> Any:
+def tiny_token_classifier(
+    *, vocab_size: int, hidden_size: int, num_labels: int, seed: int = 0, dropout: float = 0.0
+) -> Any:
     from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification
 
     torch.manual_seed(seed)
@@ -19,8 +21,8 @@ def tiny_token_classifier(*, vocab_size: int, hidden_size: int, num_labels: int,
         num_attention_heads=2,
         intermediate_size=2 * hidden_size,
         max_position_embeddings=80,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
         pad_token_id=1,
         num_labels=num_labels,
     )
