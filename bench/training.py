@@ -136,6 +136,15 @@ class Side:
     model: Any
     precision: str  # what the side's accelerator actually ran ("no" or "bf16")
 
+    @property
+    def rate(self) -> float:
+        """Sentences per second."""
+        return self.counter.sentences / self.seconds
+
+
+def rates(sides: Sequence[Side]) -> list[float]:
+    return [side.rate for side in sides]
+
 
 # ---------------------------------------------------------------- the two sides
 
@@ -313,8 +322,8 @@ def rows_of(base: Sequence[Side], ours: Sequence[Side], flops: float) -> list[Ro
         Row(
             "throughput (median)",
             "sentences/s",
-            med(base, lambda s: s.counter.sentences / s.seconds),
-            med(ours, lambda s: s.counter.sentences / s.seconds),
+            med(base, lambda s: s.rate),
+            med(ours, lambda s: s.rate),
         ),
         Row(
             "real tokens (median)",
@@ -437,33 +446,21 @@ def compare(
     quality = quality_of(base[-1], ours[-1], identical, ready)
     quality["precision_run"] = {"baseline": base[-1].precision, "nertool": ours[-1].precision}
     rows = rows_of(base, ours, flops_per_token(model))
-    rates = [[s.counter.sentences / s.seconds for s in side] for side in (base, ours)]
-    spread = headline_spread(rates[0], rates[1], "sentences/s")
-    eager_runs = list(runs["eager"].results)
-    quality["dev_f1"]["baseline_eager"] = dev_f1(
-        eager_runs[-1].model, tokenizer, ready["label_map"], ready["dev"]
-    )
-    quality["precision_run"]["baseline_eager"] = eager_runs[-1].precision
-    eager_rates = [s.counter.sentences / s.seconds for s in eager_runs]
-    rows.append(
-        Row(
-            "throughput against the Trainer with eager attention (median)",
-            "sentences/s",
-            statistics.median(eager_rates),
-            statistics.median(rates[1]),
-        )
-    )
-    spread["baseline_eager"] = headline_spread(eager_rates, rates[1], "sentences/s")["ratio"]
+    spread = headline_spread(rates(base), rates(ours), "sentences/s")
+    # (side, its key in quality, its key in spread, the row comparing the loop with it)
+    references = [
+        ("eager", "baseline_eager", "baseline_eager", "throughput against the Trainer with eager attention"),
+    ]
     if fp32_reference:
-        reference = list(runs["fp32"].results)
-        quality["dev_f1"]["nertool_fp32"] = dev_f1(
-            reference[-1].model, tokenizer, ready["label_map"], ready["dev"]
+        references.append(
+            ("fp32", "nertool_fp32", f"fp32_to_{precision}", f"loop throughput, fp32 -> {precision}")
         )
-        quality["precision_run"]["nertool_fp32"] = reference[-1].precision
-        rows.append(precision_row(reference, ours, precision))
-        spread[f"fp32_to_{precision}"] = headline_spread(
-            [s.counter.sentences / s.seconds for s in reference], rates[1], "sentences/s"
-        )["ratio"]
+    for side, key, spread_key, metric in references:
+        reference = list(runs[side].results)
+        quality["dev_f1"][key] = dev_f1(reference[-1].model, tokenizer, ready["label_map"], ready["dev"])
+        quality["precision_run"][key] = reference[-1].precision
+        rows.append(reference_row(metric, reference, ours))
+        spread[spread_key] = headline_spread(rates(reference), rates(ours), "sentences/s")["ratio"]
     return make_record(
         scenario,
         options,
@@ -481,11 +478,7 @@ def compare(
     )
 
 
-def precision_row(fp32: Sequence[Side], other: Sequence[Side], precision: str) -> Row:
-    """The loop at ``precision`` against the same loop in fp32 (medians over the repeats)."""
-    return Row(
-        f"loop throughput, fp32 -> {precision} (median)",
-        "sentences/s",
-        statistics.median(s.counter.sentences / s.seconds for s in fp32),
-        statistics.median(s.counter.sentences / s.seconds for s in other),
-    )
+def reference_row(metric: str, reference: Sequence[Side], ours: Sequence[Side]) -> Row:
+    """The loop's throughput against a reference side's (medians over the repeats)."""
+    median = statistics.median
+    return Row(f"{metric} (median)", "sentences/s", median(rates(reference)), median(rates(ours)))
